@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -104,6 +105,18 @@ bool read_value(Cursor& c, GgufType type, GgufValue& out, int depth) {
   return false;
 }
 
+// A binary file pushed through a text pipeline has its invalid UTF-8 bytes replaced by U+FFFD
+// (EF BF BD); saying so turns a baffling parse error into an actionable one.
+std::string lossy_utf8_hint(const MappedFile& m) {
+  const size_t n = std::min<size_t>(m.size, 1 << 20);
+  size_t hits = 0;
+  for (size_t i = 0; i + 2 < n; ++i)
+    if (m.data[i] == 0xEF && m.data[i + 1] == 0xBF && m.data[i + 2] == 0xBD) ++hits;
+  return hits >= 8 ? " (the file contains many U+FFFD sequences: it looks like it went through a lossy UTF-8 "
+                     "text conversion; copy it as binary)"
+                   : "";
+}
+
 }  // namespace
 
 std::optional<int64_t> GgufValue::as_int() const {
@@ -198,7 +211,9 @@ Result<GgufFile> parse_gguf(std::shared_ptr<const MappedFile> map) {
   GgufFile f;
   f.path = map->path;
   Cursor c{map->data, map->size, 0, {}};
-  auto fail = [&](const std::string& what) { return make_error("{}: not a valid GGUF file: {}", f.path, what); };
+  auto fail = [&](const std::string& what) {
+    return make_error("{}: not a valid GGUF file: {}{}", f.path, what, lossy_utf8_hint(*map));
+  };
 
   uint32_t magic = 0;
   if (!c.read(magic, "magic")) return fail(c.error);

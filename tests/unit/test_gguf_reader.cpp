@@ -23,3 +23,20 @@ TEST(GgufReader, MissingFileIsAnError) {
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.error().message.find("/nonexistent/model.gguf"), std::string::npos);
 }
+
+TEST(GgufReader, LossyUtf8DamageIsExplained) {
+  // The shared copy of this vocabulary went through a lossy UTF-8 conversion (see
+  // tests/tools/restore_vocab.py); the reader must refuse it with a message that says why.
+  auto f = open_gguf(std::string(TANDEM_TESTDATA) + "/vocab/ggml-vocab-llama-spm.gguf");
+  if (f.ok()) GTEST_SKIP() << "the shared vocabulary is intact";
+  EXPECT_NE(f.error().message.find("lossy UTF-8"), std::string::npos) << f.error().message;
+}
+
+TEST(GgufReader, RestoredVocabulariesParse) {
+  for (const char* name : {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"}) {
+    auto f = open_gguf(std::string(TANDEM_VOCAB_DIR) + "/" + name);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    EXPECT_GT(f->get_strings("tokenizer.ggml.tokens").size(), 30000u) << name;
+    EXPECT_TRUE(f->tensors.empty()) << name;
+  }
+}
