@@ -8,13 +8,22 @@
 
 namespace tandem {
 
+// What kind of failure, where a caller must react differently (the gRPC status it maps to).
+enum class ErrorCode { Internal, InvalidArgument, ResourceExhausted, Unavailable };
+
 struct Error {
   std::string message;
+  ErrorCode code = ErrorCode::Internal;
 };
 
 template <class... Args>
 Error make_error(fmt::format_string<Args...> f, Args&&... args) {
   return Error{fmt::format(f, std::forward<Args>(args)...)};
+}
+
+template <class... Args>
+Error make_error(ErrorCode code, fmt::format_string<Args...> f, Args&&... args) {
+  return Error{fmt::format(f, std::forward<Args>(args)...), code};
 }
 
 template <class T>

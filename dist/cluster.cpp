@@ -1,0 +1,138 @@
+#include "dist/cluster.h"
+
+#include <charconv>
+
+#include "dist/mpi_runtime.h"
+#include "shard/log.h"
+
+namespace tandem {
+
+Result<DraftSpec> parse_draft_spec(const std::string& s) {
+  DraftSpec d;
+  if (s.empty() || s == "none") return d;
+  if (s == "ngram") {
+    d.kind = DraftSpec::Kind::Ngram;
+    return d;
+  }
+  if (s.rfind("layers:", 0) == 0) {
+    const std::string n = s.substr(7);
+    auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), d.layers);
+    if (ec != std::errc() || p != n.data() + n.size() || d.layers < 1)
+      return make_error("--draft '{}': expected layers:K with K >= 1", s);
+    d.kind = DraftSpec::Kind::Layers;
+    return d;
+  }
+  d.kind = DraftSpec::Kind::Model;
+  d.path = s;
+  return d;
+}
+
+Status check_same_vocab(const ModelFile& t, const ModelFile& d) {
+  if (t.vocab.tokens.size() != d.vocab.tokens.size())
+    return make_error("draft {} has {} tokens but the target {} has {}: a drafter must share the target's vocabulary",
+                      d.path, d.vocab.tokens.size(), t.path, t.vocab.tokens.size());
+  for (size_t i = 0; i < t.vocab.tokens.size(); ++i)
+    if (t.vocab.tokens[i] != d.vocab.tokens[i])
+      return make_error("draft {} and target {} differ at token {} ('{}' vs '{}'): a drafter must share the target's "
+                        "vocabulary", d.path, t.path, i, d.vocab.tokens[i], t.vocab.tokens[i]);
+  return ok_status();
+}
+
+namespace {
+
+Result<std::unique_ptr<ModelGroup>> load_group(const ModelFile& f, const ShardSpec& spec, GroupPlace place,
+                                               const ClusterOptions& o, int ctx) {
+  spdlog::info("loading {} layers [{}, {}) tp {}/{} of {}", spec.has_head && spec.layer_end >= 0 ? "draft" : "target",
+               spec.layer_begin, spec.layer_end < 0 ? f.config.n_layers : spec.layer_end, spec.tp_rank, spec.tp_size, f.path);
+  auto m = load_shard(f, spec);
+  if (!m) return m.error();
+  KvCacheConfig kc;
+  kc.n_layers = m->ranges.n_layers();
+  kc.n_kv_heads = m->ranges.n_kv_heads();
+  kc.head_dim = f.config.head_dim;
+  kc.max_seqs = o.max_seqs;
+  kc.ctx = ctx;
+  kc.type = o.kv_type;
+  auto kv = make_kv_cache(kc);
+  if (!kv) return kv.error();
+  spdlog::info("shard loaded: {:.1f} MiB read of a {:.1f} MiB model; {:.1f} MiB streamed per token; KV cache {:.1f} MiB "
+               "({} slots × {} positions)", m->bytes_loaded / 1048576.0, f.weight_bytes() / 1048576.0,
+               m->bytes_per_token / 1048576.0, kv->bytes / 1048576.0, o.max_seqs, ctx);
+  return std::make_unique<ModelGroup>(place, std::move(*m), std::move(*kv), o.threads);
+}
+
+Status load_local(Cluster& c) {
+  const ClusterOptions& o = c.opts;
+  const Layout& l = o.layout;
+  auto tf = open_model(o.model, o.tokenizer);
+  if (!tf) return tf.error();
+  c.target_file = std::move(*tf);
+  c.ctx = o.ctx > 0 ? o.ctx : c.target_file.config.ctx_len;
+  if (c.ctx <= 0) return make_error("{}: the model has no context length; pass --ctx-size", o.model);
+  const int n_layers = c.target_file.config.n_layers;
+  auto stages = pipeline_stages(n_layers, l.pp, l.layer_split);
+  if (!stages) return make_error("{}: {}", o.model, stages.error().message);
+
+  std::optional<ModelFile> draft_file;
+  if (c.draft_spec.kind == DraftSpec::Kind::Model && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()))) {
+    auto df = open_model(c.draft_spec.path);
+    if (!df) return df.error();
+    TANDEM_TRY(check_same_vocab(c.target_file, *df));
+    draft_file = std::move(*df);
+  }
+  if (c.draft_spec.kind == DraftSpec::Kind::Layers && c.draft_spec.layers >= n_layers)
+    return make_error("--draft layers:{} must use fewer layers than the target's {}", c.draft_spec.layers, n_layers);
+
+  if (c.role.in_target) {
+    ShardSpec s;
+    s.tp_rank = c.role.tp_rank;
+    s.tp_size = l.tp;
+    s.layer_begin = (*stages)[c.role.stage].first;
+    s.layer_end = (*stages)[c.role.stage].second;
+    s.has_embedding = c.role.stage == 0;
+    s.has_head = c.role.stage == l.pp - 1;
+    GroupPlace p{c.comms.target, c.comms.tp, l.tp, l.pp, c.role.stage, c.role.tp_rank};
+    auto g = load_group(c.target_file, s, p, o, c.ctx);
+    if (!g) return g.error();
+    c.target = std::move(*g);
+  }
+  const bool model_draft = c.draft_spec.kind == DraftSpec::Kind::Model || c.draft_spec.kind == DraftSpec::Kind::Layers;
+  const bool holds_draft = model_draft && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()));
+  if (holds_draft) {
+    const ModelFile& f = draft_file ? *draft_file : c.target_file;
+    ShardSpec s;
+    s.tp_rank = c.role.in_draft ? c.role.draft_rank : 0;
+    s.tp_size = c.role.in_draft ? l.draft_tp : 1;
+    if (c.draft_spec.kind == DraftSpec::Kind::Layers) s.layer_end = c.draft_spec.layers;
+    GroupPlace p = c.role.in_draft ? GroupPlace{c.comms.draft, c.comms.tp, l.draft_tp, 1, 0, c.role.draft_rank}
+                                   : GroupPlace{MPI_COMM_SELF, MPI_COMM_SELF, 1, 1, 0, 0};
+    auto g = load_group(f, s, p, o, c.ctx);
+    if (!g) return g.error();
+    c.draft = std::move(*g);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Cluster>> start_cluster(const ClusterOptions& o, int world_rank, int world_size) {
+  // Every rank computes the same verdict on the layout, so each can fail alone without a hang.
+  TANDEM_TRY(check_world_size(o.layout, world_size));
+  auto ds = parse_draft_spec(o.draft);
+  if (!ds) return ds.error();
+  if (o.layout.draft_tp > 0 && (ds->kind == DraftSpec::Kind::None || ds->kind == DraftSpec::Kind::Ngram))
+    return make_error("--draft-tp {} asks for draft ranks, but --draft '{}' has no model to run there (give a draft "
+                      "model or layers:K, or drop --draft-tp)", o.layout.draft_tp, o.draft);
+  if (o.max_seqs < 1) return make_error("--max-seqs must be at least 1");
+
+  auto c = std::make_unique<Cluster>();
+  c->opts = o;
+  c->draft_spec = *ds;
+  c->role = role_of(o.layout, world_rank);
+  make_communicators(o.layout, c->role, c->comms);
+  Status local = load_local(*c);
+  TANDEM_TRY(agree(MPI_COMM_WORLD, local));
+  return c;
+}
+
+}  // namespace tandem
