@@ -270,7 +270,7 @@ bool Engine::verify(Seq& s, const Row& row, int32_t x, const SparseDist* q, int 
   static const SparseDist kEmpty;
   const SparseDist* p = &row.dist;
   auto v = verify_draft(std::span<const SparseDist>(p, 1), std::span<const SparseDist>(q ? q : &kEmpty, 1),
-                        std::span<const int32_t>(&x, 1), s.req.sampling.seed, pos, false);
+                        std::span<const int32_t>(&x, 1), s.req.sampling.seed, pos, false, o_.verify_rule);
   if (!v || v->n_accepted == 1) {
     out = x;
     return v.ok();

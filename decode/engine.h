@@ -19,6 +19,7 @@
 #include "decode/draft_channel.h"
 #include "decode/draft_length.h"
 #include "decode/request.h"
+#include "decode/spec_verify.h"
 #include "dist/cluster.h"
 #include "shard/tokenizer.h"
 
@@ -30,6 +31,7 @@ struct EngineOptions {
   int draft_len = 0;            // 0: adaptive
   int max_draft_len = 16;
   int prefill_chunk = 512;      // prompt tokens per step, over all sequences
+  VerifyRule verify_rule = VerifyRule::kLossless;  // tests only: a wrong rule shows the checks have teeth
 };
 
 struct EngineInfo {

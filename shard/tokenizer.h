@@ -22,9 +22,11 @@ class Tokenizer {
   // parse_special: recognise control/user-defined token texts (e.g. "<s>") inside `text`.
   std::vector<int32_t> encode(std::string_view text, bool add_special = true, bool parse_special = false) const;
   // Raw bytes of one token (byte tokens -> their byte, "▁" -> ' ', byte-level BPE -> bytes);
-  // control tokens (BOS/EOS...) give "" unless `render_special`.
+  // control tokens (BOS/EOS...) give "" unless `render_special`; an invalid id gives "".
   std::string token_bytes(int32_t id, bool render_special = false) const;
-  // Concatenated bytes; SPM drops the single leading space the encoder added after BOS.
+  // Concatenated bytes. SPM drops one leading space from the first token that yields text (the
+  // space the encoder prefixed, right after BOS if there is one), as SentencePiece does, so
+  // decode(encode(s)) == s. Not applied: llama.cpp's lossy GPT-2 "clean up spaces" (" ?" -> "?").
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
 
   const Vocab& vocab() const;
@@ -42,9 +44,12 @@ class Tokenizer {
 // sees a broken character when a multi-byte character spans several tokens.
 class StreamDecoder {
  public:
+  // first_is_after_bos: the first pushed token starts the text, so its prefix space is dropped as
+  // in decode(); false for a continuation of text already shown.
   explicit StreamDecoder(const Tokenizer& tok, bool first_is_after_bos = true);
-  std::string push(int32_t id);  // newly complete text (may be empty)
-  std::string finish();          // whatever is held back (invalid bytes replaced by U+FFFD)
+  std::string push(int32_t id);  // newly complete text (may be empty); bytes that can never form
+                                 // a character come out as U+FFFD at once
+  std::string finish();          // whatever is held back (an incomplete character -> U+FFFD)
 
  private:
   const Tokenizer* tok_;

@@ -30,5 +30,7 @@ struct Vocab {
 Result<Vocab> vocab_from_gguf(const GgufFile& f);
 // llama2.c tokenizer.bin: int32 max_token_length, then per token: f32 score, int32 len, bytes.
 Result<Vocab> vocab_from_llama2c(const std::string& path);
+// Either of the above, told apart by the GGUF magic.
+Result<Vocab> load_vocab(const std::string& path);
 
 }  // namespace tandem

@@ -1,0 +1,97 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "test_tokenizer_data.h"
+
+using namespace tandem;
+using namespace tandem::testing;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+// Runs `tandem <args>` with stdin from `input` (a file path, or none).
+Run run(const std::string& args, const std::string& input = "") {
+  static int n = 0;
+  const std::string base = std::string(TANDEM_TEST_WORK) + "/tokenize_cli_" + std::to_string(n++);
+  std::string cmd = std::string(TANDEM_BIN) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  cmd += input.empty() ? " </dev/null" : " <'" + input + "'";
+  const int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(base + ".out"), slurp(base + ".err")};
+}
+
+std::string ids_line(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += " " + std::to_string(id);
+  return s + "\n";
+}
+
+}  // namespace
+
+TEST(TokenizerCli, TokenizeReproducesLlamaCppOutFiles) {
+  for (const char* name : {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"}) {
+    auto r = run("model tokenize " + kRestoredVocabs + "/" + name, kVocabTexts + "/" + name + ".inp");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, slurp(kVocabTexts + "/" + name + ".out")) << name;
+  }
+}
+
+TEST(TokenizerCli, TokenizeTextWithAndWithoutBos) {
+  const std::string text = "Once upon a time";
+  for (const std::string& file : {kModelDir + "/tok512.bin", kModelDir + "/stories260K.gguf"}) {
+    auto r = run("model tokenize " + file + " --text '" + text + "'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, ids_line(tok512_bin().encode(text, true)));
+    auto nb = run("model tokenize " + file + " --text '" + text + "' --no-bos");
+    ASSERT_EQ(nb.code, 0) << nb.err;
+    EXPECT_EQ(nb.out, ids_line(tok512_bin().encode(text, false)));
+  }
+  auto sp = run("model tokenize " + kModelDir + "/tok512.bin --text '<s>hi' --no-bos --parse-special");
+  ASSERT_EQ(sp.code, 0) << sp.err;
+  EXPECT_EQ(sp.out.rfind(" 1 ", 0), 0u) << sp.out;
+}
+
+TEST(TokenizerCli, DetokenizeIdsAndStdin) {
+  const std::string golden = slurp(kModelDir + "/stories260K.greedy.txt");
+  auto r = run("model detokenize " + kModelDir + "/stories260K.gguf", kModelDir + "/stories260K.greedy.ids");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, golden + "\n");
+
+  const auto ids = gpt2().encode("Hello, world!", false);
+  std::string arg;
+  for (int32_t id : ids) arg += std::to_string(id) + " ";
+  auto g = run("model detokenize " + kRestoredVocabs + "/ggml-vocab-gpt-2.gguf --ids '" + arg + "'");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_EQ(g.out, "Hello, world!\n");
+
+  auto special = run("model detokenize " + kModelDir + "/tok512.bin --ids '1 2' --render-special");
+  ASSERT_EQ(special.code, 0) << special.err;
+  EXPECT_EQ(special.out, "<s></s>\n");
+}
+
+TEST(TokenizerCli, BadInputIsAClearError) {
+  auto bad_id = run("model detokenize " + kModelDir + "/tok512.bin --ids '1 512'");
+  EXPECT_NE(bad_id.code, 0);
+  EXPECT_NE(bad_id.err.find("512 is outside the vocabulary"), std::string::npos) << bad_id.err;
+
+  auto not_id = run("model detokenize " + kModelDir + "/tok512.bin --ids '1 x2'");
+  EXPECT_NE(not_id.code, 0);
+  EXPECT_NE(not_id.err.find("'x2' is not a token id"), std::string::npos) << not_id.err;
+
+  auto missing = run("model tokenize /nonexistent/vocab.gguf --text hi");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("/nonexistent/vocab.gguf"), std::string::npos) << missing.err;
+
+  auto no_file = run("model tokenize --text hi");
+  EXPECT_NE(no_file.code, 0);
+
+  for (const char* cmd : {"tokenize", "detokenize"}) {
+    auto help = run(std::string("model ") + cmd + " --help");
+    EXPECT_EQ(help.code, 0);
+    EXPECT_NE(help.out.find("llama2.c tokenizer.bin"), std::string::npos) << help.out;
+  }
+}
