@@ -1,11 +1,19 @@
-// PLACEHOLDER until implemented.
 #include "bench/bench_commands.h"
 
-#include "shard/log.h"
-
 namespace tandem::bench {
+
+void add_bench_decode(CLI::App& bench);
+void add_bench_run(CLI::App& bench);
+void add_bench_scaling(CLI::App& bench);
+void add_bench_spec(CLI::App& bench);
+
 void add_bench_commands(CLI::App& app) {
-  auto* c = app.add_subcommand("bench", "(not implemented yet)");
-  c->callback([] { spdlog::error("'bench' is not implemented yet"); throw CLI::RuntimeError(2); });
+  auto* b = app.add_subcommand("bench", "Benchmarks: single-rank decode, strong scaling across ranks, speculation modes");
+  b->require_subcommand(1);
+  add_bench_decode(*b);
+  add_bench_run(*b);
+  add_bench_scaling(*b);
+  add_bench_spec(*b);
 }
+
 }  // namespace tandem::bench

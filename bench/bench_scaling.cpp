@@ -1,0 +1,110 @@
+// `tandem bench scaling`: what each rank buys. Decode tokens/s of one sequence with tp=1 and
+// tp=2 (one thread per rank), one rank with two threads (the same hardware without MPI), and 8
+// concurrent sequences with pp=1 vs pp=2; each against the read bandwidth of the cores it uses.
+#include "bench/bench_commands.h"
+#include "bench/bench_driver.h"
+#include "bench/bench_models.h"
+#include "shard/log.h"
+#include "shard/membw.h"
+
+namespace tandem::bench {
+namespace {
+
+struct ScalingOptions {
+  SynthOptions shape;
+  std::string types = "q8_0,q4_0", work_dir = "bench-models", json, model;
+  int reps = 3, gen_tokens = 48, seqs = 8;
+};
+
+int run_scaling(ScalingOptions& o) {
+  ThreadPool p1(1), p2(2);
+  const double bw1 = measure_read_bandwidth_gbs(p1), bw2 = measure_read_bandwidth_gbs(p2);
+  spdlog::info("read bandwidth: {:.1f} GB/s with 1 thread, {:.1f} GB/s with 2", bw1, bw2);
+  std::vector<Json> all;
+  std::vector<std::string> types;
+  for (size_t a = 0; a <= o.types.size(); ) {
+    const size_t b = std::min(o.types.find(',', a), o.types.size());
+    if (b > a) types.push_back(o.types.substr(a, b - a));
+    a = b + 1;
+  }
+  for (const auto& t : types) {
+    std::string model = o.model;
+    if (model.empty()) {
+      SynthOptions so = o.shape;
+      auto wt = parse_weight_type(t);
+      if (!wt) {
+        spdlog::error("--types: unknown weight type '{}'", t);
+        return 2;
+      }
+      so.type = *wt;
+      auto bm = ensure_synth(so, o.work_dir, false);
+      if (!bm) {
+        spdlog::error("{}", bm.error().message);
+        return 1;
+      }
+      model = bm->target;
+    }
+    const std::string g = std::to_string(o.gen_tokens), n = std::to_string(o.seqs);
+    auto base = [&](std::vector<std::string> extra) {
+      std::vector<std::string> a{"--model", model, "--gen-tokens", g, "--speculation", "off"};
+      a.insert(a.end(), extra.begin(), extra.end());
+      return a;
+    };
+    std::vector<Config> cfgs{
+        {"tp1 (1 rank, 1 thread)", base({"--threads", "1"}), {{"weight_type", t}, {"mem_bw_gb_s", bw1}}},
+        {"tp2 (2 ranks, 1 thread each)", base({"--tp", "2", "--threads", "1"}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}},
+        {"tp1 (1 rank, 2 threads)", base({"--threads", "2"}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}},
+        {"pp1 × " + n + " seqs (1 rank)", base({"--threads", "1", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw1}}},
+        {"pp2 × " + n + " seqs (2 ranks)", base({"--pp", "2", "--threads", "1", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}},
+    };
+    auto rows = run_interleaved(cfgs, o.reps);
+    if (!rows) {
+      spdlog::error("{}", rows.error().message);
+      return 1;
+    }
+    const double tp1 = (*rows)[0]["decode_tok_s"], pp1 = (*rows)[3]["decode_tok_s"];
+    // Bytes one token streams through the whole model (tp1 holds all of it on rank 0).
+    const double model_bytes = (*rows)[0]["target_weight_bytes_per_token_rank0"].get<double>();
+    for (size_t k = 0; k < rows->size(); ++k) {
+      Json& r = (*rows)[k];
+      r["speedup"] = r["decode_tok_s"].get<double>() / (k >= 3 ? pp1 : tp1);
+      if (k < 3) {  // one sequence: every token streams the model once
+        r["weight_gb_s"] = model_bytes * r["decode_tok_s"].get<double>() / 1e9;
+        r["roofline_pct"] = 100.0 * r["weight_gb_s"].get<double>() / r["mem_bw_gb_s"].get<double>();
+      }
+      all.push_back(r);
+    }
+  }
+  print_table(all, {{"weight_type", "type"}, {"config", "configuration"}, {"decode_tok_s", "decode tok/s"},
+                    {"speedup", "× vs 1 rank"}, {"weight_gb_s", "weights GB/s"}, {"mem_bw_gb_s", "read BW GB/s"},
+                    {"roofline_pct", "% of BW"}, {"comm_pct", "comm %"}});
+  Json extra;
+  extra["mem_bw_gb_s_1thread"] = bw1;
+  extra["mem_bw_gb_s_2threads"] = bw2;
+  return write_json(o.json, "scaling", all, extra) ? 0 : 1;
+}
+
+}  // namespace
+
+void add_bench_scaling(CLI::App& bench) {
+  auto o = std::make_shared<ScalingOptions>();
+  auto* c = bench.add_subcommand("scaling", "Strong scaling: tp=1 vs tp=2, and pp=1 vs pp=2 with concurrent sequences");
+  c->add_option("--model,-m", o->model, "Model (default: synthetic TinyLlama-1.1B shape per --types)");
+  c->add_option("--types", o->types, "Weight types, comma-separated");
+  c->add_option("--dim", o->shape.dim, "Synthetic shape: embedding size");
+  c->add_option("--layers", o->shape.n_layers, "Synthetic shape: layers");
+  c->add_option("--heads", o->shape.n_heads, "Synthetic shape: heads");
+  c->add_option("--kv-heads", o->shape.n_kv_heads, "Synthetic shape: KV heads");
+  c->add_option("--ffn", o->shape.ffn_dim, "Synthetic shape: feed-forward size");
+  c->add_option("--seqs", o->seqs, "Concurrent sequences for the pipeline comparison");
+  c->add_option("--gen-tokens", o->gen_tokens, "Tokens generated per sequence");
+  c->add_option("--reps", o->reps, "Repetitions (interleaved; medians)");
+  c->add_option("--work-dir", o->work_dir, "Where synthetic models are written and reused");
+  c->add_option("--json", o->json, "Also write the results as JSON");
+  c->callback([o] {
+    const int rc = run_scaling(*o);
+    if (rc) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace tandem::bench

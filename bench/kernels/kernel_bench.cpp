@@ -1,0 +1,234 @@
+// Kernel micro-benchmarks at TinyLlama-1.1B shapes. Each GEMV rotates over enough copies of its
+// matrix to exceed the L3 cache, so it measures DRAM streaming like a real decode step. After the
+// Google Benchmark output, a summary relates every GEMV to the read bandwidth measured in the
+// same run and every 64-row GEMM to the 1-row GEMV.
+//
+//   tandem_kernel_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N] ...
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "shard/attention_kernels.h"
+#include "shard/cpu_features.h"
+#include "shard/matmul.h"
+#include "shard/membw.h"
+#include "shard/quant.h"
+#include "shard/thread_pool.h"
+
+using namespace tandem;
+
+namespace {
+
+constexpr size_t kStreamTarget = size_t{96} << 20;  // 3× the 32 MiB L3
+
+ThreadPool& pool(int threads) {
+  static ThreadPool p1(1), p2(2);
+  return threads == 1 ? p1 : p2;
+}
+
+// Random but valid ggml rows: random quants, small positive scales, finite floats.
+std::vector<uint8_t> random_rows(WeightType t, int64_t rows, int64_t cols) {
+  const size_t rb = row_bytes(t, cols);
+  std::vector<uint8_t> buf(rb * rows);
+  std::mt19937_64 rng(42);
+  for (size_t i = 0; i + 8 <= buf.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(buf.data() + i, &v, 8);
+  }
+  const uint16_t small = fp32_to_fp16(0.01f);
+  const size_t bb = info(t).block_bytes;
+  for (size_t off = 0; off < buf.size(); off += (t == WeightType::F32 ? 4 : bb)) {
+    uint8_t* b = buf.data() + off;
+    switch (t) {
+      case WeightType::F32: {
+        const float f = static_cast<float>(static_cast<int8_t>(b[0])) * 1e-3f;
+        std::memcpy(b, &f, 4);
+        break;
+      }
+      case WeightType::F16: std::memcpy(b, &small, 2), b[0] ^= b[1]; break;
+      case WeightType::BF16: b[1] = 0x3C; break;  // |x| in [2^-7, 2^-6)
+      case WeightType::Q8_0:
+      case WeightType::Q4_0: std::memcpy(b, &small, 2); break;
+      case WeightType::Q4_K: std::memcpy(b, &small, 2), std::memcpy(b + 2, &small, 2); break;
+      case WeightType::Q6_K: std::memcpy(b + 208, &small, 2); break;
+      default: break;
+    }
+  }
+  return buf;
+}
+
+struct Matrices {
+  WeightType t{};
+  int64_t rows = 0, cols = 0;
+  std::vector<PackedMatrix> copies;
+};
+
+// One set alive at a time (registration keeps benchmarks of one matrix together).
+const Matrices& matrices(WeightType t, int64_t rows, int64_t cols) {
+  static Matrices m;
+  if (m.t == t && m.rows == rows && m.cols == cols && !m.copies.empty()) return m;
+  m.copies.clear();
+  m.t = t, m.rows = rows, m.cols = cols;
+  const auto src = random_rows(t, rows, cols);
+  const size_t rb = row_bytes(t, cols);
+  m.copies.push_back(pack_matrix(t, rows, cols, src.data(), rb));
+  const size_t n = std::max<size_t>(1, (kStreamTarget + m.copies[0].bytes - 1) / m.copies[0].bytes);
+  while (m.copies.size() < n) m.copies.push_back(pack_matrix(t, rows, cols, src.data(), rb));
+  return m;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void BM_membw(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  double sum = 0;
+  for (auto _ : st) sum += measure_read_bandwidth_gbs(pool(threads), size_t{256} << 20, 1);
+  st.counters["GB/s"] = sum / static_cast<double>(st.iterations());
+}
+
+void BM_matmul(benchmark::State& st, WeightType t, int64_t rows, int64_t cols) {
+  const int64_t n_rows = st.range(0);
+  const int threads = static_cast<int>(st.range(1));
+  const auto& m = matrices(t, rows, cols);
+  const auto x = random_floats(n_rows * cols, 1);
+  std::vector<float> y(n_rows * rows);
+  size_t i = 0;
+  for (auto _ : st) {
+    matmul(m.copies[i++ % m.copies.size()], x.data(), n_rows, y.data(), rows, pool(threads));
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double it = static_cast<double>(st.iterations());
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(m.copies[0].bytes) * it / 1e9, benchmark::Counter::kIsRate);
+  st.counters["rows/s"] = benchmark::Counter(static_cast<double>(n_rows) * it, benchmark::Counter::kIsRate);
+}
+
+// Attention over a cache of n_pos positions for one query row: 32 query heads, 4 KV heads of 64
+// (TinyLlama), F16 cache; scores for all heads then the weighted value sum, as a layer does.
+void BM_attention(benchmark::State& st) {
+  const int64_t n_pos = st.range(0);
+  const int n_q = 8, head_dim = 64, n_kv = 4;
+  const size_t stride = static_cast<size_t>(n_kv) * head_dim * 2;  // [pos][kv_head][dim] f16
+  std::vector<uint16_t> k(n_pos * n_kv * head_dim), v(k.size());
+  const auto kf = random_floats(k.size(), 3), vf = random_floats(v.size(), 4);
+  f32_to_kv(kf.data(), k.data(), static_cast<int64_t>(k.size()), WeightType::F16);
+  f32_to_kv(vf.data(), v.data(), static_cast<int64_t>(v.size()), WeightType::F16);
+  const auto q = random_floats(n_q * head_dim, 5);
+  std::vector<float> scores(n_q * n_pos), out(n_q * head_dim);
+  for (auto _ : st) {
+    for (int h = 0; h < n_kv; ++h) {
+      const auto* kb = reinterpret_cast<const uint8_t*>(k.data()) + h * head_dim * 2;
+      const auto* vb = reinterpret_cast<const uint8_t*>(v.data()) + h * head_dim * 2;
+      attn_scores(q.data(), n_q, head_dim, kb, stride, WeightType::F16, n_pos, scores.data());
+      std::fill(out.begin(), out.end(), 0.f);
+      attn_values(scores.data(), n_q, n_pos, vb, stride, WeightType::F16, head_dim, out.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["KV GB/s"] = benchmark::Counter(2.0 * static_cast<double>(k.size()) * 2 * static_cast<double>(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+// One empty parallel region: the fixed cost every matmul pays for using the pool.
+void BM_pool_dispatch(benchmark::State& st) {
+  ThreadPool& p = pool(static_cast<int>(st.range(0)));
+  std::vector<int64_t> sink(16 * 8);
+  for (auto _ : st) p.run([&](int t, int) { sink[t * 8]++; });
+  benchmark::DoNotOptimize(sink.data());
+}
+
+struct Shape {
+  const char* name;
+  int64_t rows, cols;
+};
+constexpr Shape kShapes[] = {{"attn_qo", 2048, 2048}, {"attn_kv", 256, 2048}, {"ffn_up", 5632, 2048},
+                             {"ffn_down", 2048, 5632}, {"head", 32000, 2048}};
+constexpr WeightType kTypes[] = {WeightType::Q4_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::Q6_K,
+                                 WeightType::F16,  WeightType::BF16, WeightType::F32};
+
+std::string key(WeightType t, const Shape& s) { return std::string(name(t)) + "/" + s.name; }
+
+// Collects per-benchmark times (medians when repeated) for the summary.
+class Collector : public benchmark::ConsoleReporter {
+ public:
+  struct Row {
+    double real_ns = 0, gbs = 0;
+  };
+  std::map<std::string, Row> rows;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const auto& r : runs) {
+      const bool agg = r.run_type == Run::RT_Aggregate;
+      if (agg && r.aggregate_name != "median") continue;
+      std::string n = r.benchmark_name();
+      if (agg) n = n.substr(0, n.rfind('_'));
+      else if (rows.count(n) && r.repetitions > 1) continue;  // the median arrives later
+      Row row;
+      row.real_ns = r.GetAdjustedRealTime();
+      if (auto it = r.counters.find("GB/s"); it != r.counters.end()) row.gbs = it->second.value;
+      rows[n] = row;
+    }
+  }
+};
+
+void print_summary(const Collector& c) {
+  auto get = [&](const std::string& n) -> const Collector::Row* {
+    auto it = c.rows.find(n);
+    return it == c.rows.end() ? nullptr : &it->second;
+  };
+  const auto* bw1 = get("membw/1/iterations:3/real_time");
+  const auto* bw2 = get("membw/2/iterations:3/real_time");
+  std::printf("\nkernel level: %s\n", kernel_level_name().c_str());
+  if (bw1) std::printf("read bandwidth: 1 thread %.1f GB/s", bw1->gbs);
+  if (bw2) std::printf(", 2 threads %.1f GB/s", bw2->gbs);
+  std::printf("\n\n%-16s %9s %7s %9s %7s %7s %9s\n", "matrix", "1t GB/s", "%bw1", "2t GB/s", "%bw2", "2t/1t",
+              "t64/t1");
+  for (WeightType t : kTypes)
+    for (const auto& s : kShapes) {
+      const std::string base = "matmul/" + key(t, s);
+      const auto* g1 = get(base + "/1/1/real_time");
+      const auto* g2 = get(base + "/1/2/real_time");
+      const auto* m64 = get(base + "/64/1/real_time");
+      if (!g1) continue;
+      std::printf("%-16s %9.1f %6.0f%% ", key(t, s).c_str(), g1->gbs, bw1 ? 100 * g1->gbs / bw1->gbs : 0.0);
+      if (g2)
+        std::printf("%9.1f %6.0f%% %7.2f ", g2->gbs, bw2 ? 100 * g2->gbs / bw2->gbs : 0.0, g1->real_ns / g2->real_ns);
+      else
+        std::printf("%9s %7s %7s ", "-", "-", "-");
+      if (m64) std::printf("%9.2f", m64->real_ns / g1->real_ns);
+      std::printf("\n");
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::RegisterBenchmark("membw", BM_membw)->Arg(1)->Arg(2)->UseRealTime()->Iterations(3);
+  for (WeightType t : kTypes)
+    for (const auto& s : kShapes) {
+      auto* b = benchmark::RegisterBenchmark(("matmul/" + key(t, s)).c_str(), BM_matmul, t, s.rows, s.cols);
+      b->Args({1, 1})->Args({1, 2})->Args({64, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
+      if (s.rows == 2048 && s.cols == 2048) b->Args({8, 1})->Args({64, 2});
+    }
+  benchmark::RegisterBenchmark("pool_dispatch", BM_pool_dispatch)->Arg(2)->UseRealTime();
+  benchmark::RegisterBenchmark("attention", BM_attention)->Arg(16)->Arg(512)->Arg(2048)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  Collector c;
+  benchmark::RunSpecifiedBenchmarks(&c);
+  print_summary(c);
+  benchmark::Shutdown();
+  return 0;
+}
