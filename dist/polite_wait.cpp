@@ -1,5 +1,7 @@
 #include "dist/polite_wait.h"
 
+#include <sched.h>
+
 #include <chrono>
 #include <thread>
 
@@ -14,7 +16,12 @@ void wait_until(Poll poll) {
   const double t0 = MPI_Wtime();
   int sleep_us = 20;
   while (!poll()) {
-    if (MPI_Wtime() - t0 < kSpinSeconds) continue;
+    if (MPI_Wtime() - t0 < kSpinSeconds) {
+      // Free on a quiet core (nothing else is runnable); on an oversubscribed one it lets the
+      // rank that has work run instead of this one spinning.
+      sched_yield();
+      continue;
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
     sleep_us = sleep_us < 1000 ? sleep_us * 2 : 1000;
   }
