@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <string_view>
+#include <unordered_set>
 
 namespace tandem {
 namespace {
@@ -16,6 +18,12 @@ constexpr uint64_t kMaxTensors = 1u << 20;
 constexpr uint64_t kMaxKv = 1u << 20;
 constexpr uint64_t kMaxDims = 4;
 constexpr uint64_t kMaxArrayNesting = 2;
+// Real vocabularies and merge lists hold well under a million entries.
+constexpr uint64_t kMaxArrayItems = uint64_t{1} << 24;
+// Smallest encodings: a key/value is a key length (8), a type (4) and at least one value byte; a
+// tensor info is a name length (8), n_dims (4), one dimension (8), a type (4) and an offset (8).
+constexpr uint64_t kMinKvBytes = 13;
+constexpr uint64_t kMinTensorInfoBytes = 32;
 
 struct Cursor {
   const uint8_t* base;
@@ -94,9 +102,17 @@ bool read_value(Cursor& c, GgufType type, GgufValue& out, int depth) {
         c.error = fmt::format("array of {} elements at offset {} runs past the end of the file", n, c.pos);
         return false;
       }
-      arr.items.resize(n);
-      for (uint64_t i = 0; i < n; ++i)
-        if (!read_value(c, arr.elem, arr.items[i], depth + 1)) return false;
+      if (n > kMaxArrayItems) {
+        c.error = fmt::format("array of {} elements at offset {} is implausibly long", n, c.pos);
+        return false;
+      }
+      // Grown as elements actually parse (not resized to the claimed count): memory follows
+      // the bytes really present, each element taking ~50 bytes however small it is on disk.
+      arr.items.reserve(std::min<uint64_t>(n, 4096));
+      for (uint64_t i = 0; i < n; ++i) {
+        arr.items.emplace_back();
+        if (!read_value(c, arr.elem, arr.items.back(), depth + 1)) return false;
+      }
       out.v = std::move(arr);
       return true;
     }
@@ -223,8 +239,12 @@ Result<GgufFile> parse_gguf(std::shared_ptr<const MappedFile> map) {
     return fail(fmt::format("unsupported GGUF version {} (tandem reads versions 2 and 3)", f.version));
   uint64_t n_tensors = 0, n_kv = 0;
   if (!c.read(n_tensors, "tensor count") || !c.read(n_kv, "metadata count")) return fail(c.error);
-  if (n_tensors > kMaxTensors) return fail(fmt::format("tensor count {} is implausible", n_tensors));
-  if (n_kv > kMaxKv) return fail(fmt::format("metadata count {} is implausible", n_kv));
+  // Checked against the bytes left before anything is reserved for them.
+  const uint64_t rest = c.size - c.pos;
+  if (n_tensors > kMaxTensors || n_tensors > rest / kMinTensorInfoBytes)
+    return fail(fmt::format("tensor count {} is implausible for a file of {} bytes", n_tensors, c.size));
+  if (n_kv > kMaxKv || n_kv > rest / kMinKvBytes)
+    return fail(fmt::format("metadata count {} is implausible for a file of {} bytes", n_kv, c.size));
 
   f.metadata.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {
@@ -282,9 +302,9 @@ Result<GgufFile> parse_gguf(std::shared_ptr<const MappedFile> map) {
       return make_error("{}: tensor '{}' ({} bytes at data offset {}) extends past the end of the file ({} bytes)",
                         f.path, t.name, t.nbytes, t.offset, map->size);
   }
-  for (size_t i = 0; i < f.tensors.size(); ++i)
-    for (size_t j = i + 1; j < f.tensors.size(); ++j)
-      if (f.tensors[i].name == f.tensors[j].name) return fail(fmt::format("duplicate tensor '{}'", f.tensors[i].name));
+  std::unordered_set<std::string_view> names;
+  for (const auto& t : f.tensors)
+    if (!names.insert(t.name).second) return fail(fmt::format("duplicate tensor '{}'", t.name));
   f.map = std::move(map);
   return f;
 }
