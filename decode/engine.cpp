@@ -173,6 +173,7 @@ void Engine::admit() {
     s.stop.emplace(s.req.stop);
     s.t_start = now();
     s.usage.prompt_tokens = s.n_prompt;
+    s.epoch = next_epoch_++;  // engine-wide: a late block for a slot's previous owner is never taken
     spdlog::debug("request {} admitted to slot {} ({} prompt tokens, {})", s.req.id, s.slot, s.n_prompt, spec_mode_name(s.mode));
   }
 }
@@ -301,7 +302,7 @@ void Engine::advance(Seq& s) {
       s.pending.reset();
       if (!ok) {
         s.drafts.clear();
-        ++s.epoch;
+        s.epoch = next_epoch_++;
       }
       commit(s, tok, &row);
     } else if (s.mode == SpecMode::Off || !drafter_ || !s.outstanding()) {
@@ -487,7 +488,7 @@ void Engine::process(const StepResult& r, int g) {
     s.verifying.clear();
     if (rejected) {
       s.drafts.clear();
-      ++s.epoch;  // drafts made after the rejected token are now stale
+      s.epoch = next_epoch_++;  // drafts made after the rejected token are now stale
       continue;
     }
     if (s.finished) continue;

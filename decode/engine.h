@@ -126,6 +126,7 @@ class Engine {
   std::deque<int> flight_order_;  // groups with a step in flight, oldest first
   EngineInfo info_;  // guarded by mu_ for readers
   SpecMode auto_mode_ = SpecMode::Off;
+  int64_t next_epoch_ = 1;
 };
 
 }  // namespace tandem
