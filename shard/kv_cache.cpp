@@ -6,14 +6,20 @@
 namespace tandem {
 
 uint64_t kv_cache_bytes(const KvCacheConfig& c) {
-  const uint64_t eb = c.type == WeightType::F32 ? 4 : 2;
-  return 2ull * c.n_layers * c.max_seqs * c.n_kv_heads * static_cast<uint64_t>(c.ctx) * c.head_dim * eb;
+  // Saturates: a product past 2^64 wrapped to a small number would pass the memory check below.
+  uint64_t b = c.type == WeightType::F32 ? 8 : 4;  // K and V, element bytes
+  for (int f : {c.n_layers, c.max_seqs, c.n_kv_heads, c.ctx, c.head_dim})
+    if (f < 0 || __builtin_mul_overflow(b, static_cast<uint64_t>(f), &b)) return UINT64_MAX;
+  return b;
 }
 
 Result<KvCache> make_kv_cache(const KvCacheConfig& c) {
   if (c.type != WeightType::F16 && c.type != WeightType::F32)
     return make_error("KV cache type must be f16 or f32 (got {})", name(c.type));
   if (c.max_seqs < 1 || c.ctx < 1) return make_error("KV cache needs at least one slot and one position");
+  if (c.n_layers < 0 || c.n_kv_heads < 0 || c.head_dim < 0)
+    return make_error("KV cache shape {} layers × {} KV heads × {} head dimension is invalid", c.n_layers, c.n_kv_heads,
+                      c.head_dim);
   KvCache kv;
   kv.cfg = c;
   kv.elem_bytes = c.type == WeightType::F32 ? 4 : 2;

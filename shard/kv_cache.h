@@ -36,7 +36,7 @@ struct KvCache {
   }
 };
 
-// Bytes a cache of this shape needs.
+// Bytes a cache of this shape needs (UINT64_MAX when that does not fit 64 bits).
 uint64_t kv_cache_bytes(const KvCacheConfig& c);
 // Allocates (touching no pages yet); a size the machine cannot hold is a clear error.
 Result<KvCache> make_kv_cache(const KvCacheConfig& c);

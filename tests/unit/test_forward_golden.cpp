@@ -4,8 +4,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "shard/llama_forward.h"
 #include "shard/model_file.h"
+#include "shard/model_quantize.h"
+#include "synth_fixture.h"
 
 using namespace tandem;
 
@@ -61,4 +65,54 @@ TEST(ForwardGolden, Stories260KLlama2cReproducesGreedyIds) {
   auto f = open_model(dir + "stories260K.bin", dir + "tok512.bin");
   ASSERT_TRUE(f.ok()) << f.error().message;
   EXPECT_EQ(greedy(*f, 200, 2), read_ids(dir + "stories260K.greedy.ids"));
+}
+
+// quantize_model converts every matrix or refuses with the tensor's name: stories260K's FFN is
+// 172 wide, so ffn_down's rows cannot hold whole 32-element blocks.
+TEST(ForwardGolden, QuantizeModelNamesTheTensorThatCannotBeQuantized) {
+  auto f = open_model(test::stories_gguf());
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  const std::string out = std::string(TANDEM_TEST_WORK) + "/golden_q8_0_refused.gguf";
+  auto st = quantize_model(*f, out, WeightType::Q8_0, 1);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("ffn_down"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("172"), std::string::npos) << st.error().message;
+}
+
+// stories260K with every matrix that can be quantized quantized (ffn_down stays F32, see above):
+// Q8_0 must still tell the golden story for its first 50 tokens. Q4_0 is measured, not asserted
+// (4-bit weights on a 64-wide model change the story). Q4_K/Q6_K cannot hold any of this model's
+// matrices (rows of 64 and 172, not multiples of 256).
+TEST(ForwardGolden, Stories260KAfterQuantizationKeepsTheStory) {
+  const auto want = test::stories_greedy_ids();
+  ASSERT_EQ(want.size(), 200u);
+  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_K, WeightType::Q6_K}) {
+    SCOPED_TRACE(name(t));
+    auto conv = test::converted_model(test::stories_gguf(), t);
+    ASSERT_TRUE(conv.ok()) << conv.error().message;
+    auto f = open_model(conv->path);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    const bool k_quant = t == WeightType::Q4_K || t == WeightType::Q6_K;
+    if (k_quant) {
+      EXPECT_EQ(conv->converted, 0);
+      continue;
+    }
+    // Everything but the five ffn_down matrices: embedding, head and six matrices per layer.
+    EXPECT_EQ(conv->converted, 2 + 6 * f->config.n_layers);
+    EXPECT_EQ(conv->kept_f32, f->config.n_layers);
+    EXPECT_EQ(f->find(kTokenEmbd)->type, t);
+    EXPECT_EQ(f->find(kOutput)->type, t);
+    EXPECT_EQ(f->find(tensor_name_layer(0, "ffn_down"))->type, WeightType::F32);
+    const auto got = greedy(*f, 200, 2);
+    ASSERT_EQ(got.size(), 200u);
+    int prefix = 0, same = 0;
+    while (prefix < 200 && got[prefix] == want[prefix]) ++prefix;
+    for (int i = 0; i < 200; ++i) same += got[i] == want[i];
+    fmt::print("[ measured ] stories260K {}: first {} of 200 greedy tokens equal the golden ids ({} positions equal)\n",
+               name(t), prefix, same);
+    if (t == WeightType::Q8_0) {
+      EXPECT_EQ(std::vector<int32_t>(got.begin(), got.begin() + 50),
+                std::vector<int32_t>(want.begin(), want.begin() + 50));
+    }
+  }
 }
