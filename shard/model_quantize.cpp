@@ -93,6 +93,14 @@ GgufMetadata vocab_metadata(const Vocab& v) {
   return md;
 }
 
+WeightType matrix_type_for(WeightType requested, int64_t cols) {
+  if (cols % info(requested).block_elems == 0) return requested;
+  // K-quants need 256-element rows; the 32-element formats keep most of their size benefit.
+  const bool k_quant = requested == WeightType::Q4_K || requested == WeightType::Q6_K;
+  if (k_quant && cols % 32 == 0) return requested == WeightType::Q4_K ? WeightType::Q4_0 : WeightType::Q8_0;
+  return WeightType::F16;
+}
+
 Status quantize_model(const ModelFile& in, const std::string& out, WeightType type, int threads) {
   GgufMetadata md;
   if (in.gguf) {
@@ -114,15 +122,21 @@ Status quantize_model(const ModelFile& in, const std::string& out, WeightType ty
 
   const auto& ti = info(type);
   std::vector<const TensorRef*> srcs;
+  std::vector<WeightType> dst_types;
   uint64_t total = 0;
+  int fallbacks = 0;
   for (const auto& t : in.tensors) {
     if (is_tied_alias(in, t)) continue;
-    const bool matrix = t.ne.size() >= 2;
-    if (matrix && t.cols() % ti.block_elems != 0)
-      return make_error("{}: cannot convert tensor '{}' to {}: its rows of {} elements are not a multiple of the {} "
-                        "block size {}",
-                        in.path, t.name, ti.name, t.cols(), ti.name, ti.block_elems);
+    const WeightType dst = t.ne.size() >= 2 ? matrix_type_for(type, t.cols()) : WeightType::F32;
+    if (dst != type && t.ne.size() >= 2) {
+      // As llama.cpp does: rows that cannot hold whole blocks of the requested type get the
+      // nearest type whose blocks fit, and the conversion says so.
+      spdlog::info("quantize: tensor '{}' has rows of {} elements, not a multiple of the {} block size {}: using {}",
+                   t.name, t.cols(), ti.name, ti.block_elems, name(dst));
+      ++fallbacks;
+    }
     srcs.push_back(&t);
+    dst_types.push_back(dst);
     total += t.nbytes;
   }
 
@@ -132,8 +146,9 @@ Status quantize_model(const ModelFile& in, const std::string& out, WeightType ty
   int next_decile = 1;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<TensorToWrite> tensors;
-  for (const TensorRef* src : srcs) {
-    const WeightType dst_type = src->ne.size() >= 2 ? type : WeightType::F32;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    const TensorRef* src = srcs[i];
+    const WeightType dst_type = dst_types[i];
     TensorToWrite t{src->name, dst_type, src->ne, {}};
     t.fill = [src, dst_type, &pool, &done, &next_decile, total, t0, &out](uint8_t* dst) {
       const int64_t cols = src->cols();
@@ -161,8 +176,8 @@ Status quantize_model(const ModelFile& in, const std::string& out, WeightType ty
     };
     tensors.push_back(std::move(t));
   }
-  spdlog::info("quantize: {} ({}) -> {} ({} for every matrix, {} tensors)", in.path, in.format, out, ti.name,
-               tensors.size());
+  spdlog::info("quantize: {} ({}) -> {} ({} for {} of {} tensors; norms f32{})", in.path, in.format, out, ti.name,
+               tensors.size() - fallbacks, tensors.size(), fallbacks ? fmt::format("; {} fell back", fallbacks) : "");
   return write_gguf(out, md, tensors);
 }
 

@@ -30,6 +30,11 @@ GgufMetadata vocab_metadata(const Vocab& v);
 // (dequantize_row -> quantize_row; copied when already of that type), 1-D tensors as f32, a tied
 // head kept tied. GGUF inputs keep their metadata (file type updated); llama2.c inputs get what
 // llama.cpp's converter writes. Errors name the tensor whose rows cannot hold whole blocks.
+// The type a matrix with rows of `cols` elements is stored in when `requested` is asked for: the
+// requested one when whole blocks fit, else the nearest that fits (q4_k -> q4_0, q6_k -> q8_0,
+// then f16), as llama.cpp falls back.
+WeightType matrix_type_for(WeightType requested, int64_t cols);
+
 Status quantize_model(const ModelFile& in, const std::string& out, WeightType type, int threads = 0);
 
 }  // namespace tandem
