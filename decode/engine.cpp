@@ -468,6 +468,9 @@ void Engine::process(const StepResult& r, int g) {
         ++info_.tested_at[at];
         info_.accepted_at[at] += ok;
       }
+      // Counted before the commit: a commit that ends the request snapshots its usage.
+      ++s.usage.drafted;
+      s.usage.accepted += ok;
       commit(s, tok, &prow);
       if (!ok) {
         rejected = true;
@@ -477,8 +480,6 @@ void Engine::process(const StepResult& r, int g) {
       ++s.target_kv;
       if (s.finished) break;
     }
-    s.usage.drafted += tested;
-    s.usage.accepted += accepted;
     {
       std::lock_guard lk(mu_);
       info_.drafted += tested;

@@ -40,10 +40,10 @@ Status check_same_vocab(const ModelFile& t, const ModelFile& d) {
 
 namespace {
 
-Result<std::unique_ptr<ModelGroup>> load_group(const ModelFile& f, const ShardSpec& spec, GroupPlace place,
-                                               const ClusterOptions& o, int ctx) {
-  spdlog::info("loading {} layers [{}, {}) tp {}/{} of {}", spec.has_head && spec.layer_end >= 0 ? "draft" : "target",
-               spec.layer_begin, spec.layer_end < 0 ? f.config.n_layers : spec.layer_end, spec.tp_rank, spec.tp_size, f.path);
+Result<std::unique_ptr<ModelGroup>> load_group(const char* what, const ModelFile& f, const ShardSpec& spec,
+                                               GroupPlace place, const ClusterOptions& o, int ctx) {
+  spdlog::info("loading {} layers [{}, {}) tp {}/{} of {}", what, spec.layer_begin,
+               spec.layer_end < 0 ? f.config.n_layers : spec.layer_end, spec.tp_rank, spec.tp_size, f.path);
   auto m = load_shard(f, spec);
   if (!m) return m.error();
   KvCacheConfig kc;
@@ -92,7 +92,7 @@ Status load_local(Cluster& c) {
     s.has_embedding = c.role.stage == 0;
     s.has_head = c.role.stage == l.pp - 1;
     GroupPlace p{c.comms.target, c.comms.tp, l.tp, l.pp, c.role.stage, c.role.tp_rank};
-    auto g = load_group(c.target_file, s, p, o, c.ctx);
+    auto g = load_group("target", c.target_file, s, p, o, c.ctx);
     if (!g) return g.error();
     c.target = std::move(*g);
   }
@@ -106,7 +106,7 @@ Status load_local(Cluster& c) {
     if (c.draft_spec.kind == DraftSpec::Kind::Layers) s.layer_end = c.draft_spec.layers;
     GroupPlace p = c.role.in_draft ? GroupPlace{c.comms.draft, c.comms.tp, l.draft_tp, 1, 0, c.role.draft_rank}
                                    : GroupPlace{MPI_COMM_SELF, MPI_COMM_SELF, 1, 1, 0, 0};
-    auto g = load_group(f, s, p, o, c.ctx);
+    auto g = load_group("draft", f, s, p, o, c.ctx);
     if (!g) return g.error();
     c.draft = std::move(*g);
   }
