@@ -153,6 +153,7 @@ void run_draft_master(ModelGroup& draft, MPI_Comm heads) {
   std::deque<std::vector<uint8_t>> sends;
   std::deque<MPI_Request> reqs;
   bool stop = false;
+  double idle = 0;  // waiting for rank 0 with nothing to draft: PEARL's "mutual waiting", draft side
   auto receive_one = [&](MPI_Status& st) {
     int n = 0;
     MPI_Get_count(&st, MPI_BYTE, &n);
@@ -179,11 +180,15 @@ void run_draft_master(ModelGroup& draft, MPI_Comm heads) {
     if (stop) break;
     if (!svc.busy()) {
       MPI_Status st;
+      const double t0 = MPI_Wtime();
       probe_polite(0, kTagDraftRequest, heads, &st);
+      idle += MPI_Wtime() - t0;
       receive_one(st);
       continue;
     }
     for (auto& b : svc.step()) {
+      b.idle_seconds = idle;
+      idle = 0;
       sends.push_back(encode_block(b));
       reqs.push_back(MPI_REQUEST_NULL);
       MPI_Isend(sends.back().data(), static_cast<int>(sends.back().size()), MPI_BYTE, 0, kTagDraftBlock, heads,

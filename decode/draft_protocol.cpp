@@ -81,6 +81,7 @@ std::vector<uint8_t> encode_block(const DraftBlock& k) {
   w.put(k.epoch);
   w.put(k.start_pos);
   w.put(k.seconds_per_token);
+  w.put(k.idle_seconds);
   w.put_vec(k.tokens);
   w.put(static_cast<uint32_t>(k.q.size()));
   for (const auto& q : k.q) {
@@ -96,6 +97,7 @@ bool decode_block(const std::vector<uint8_t>& b, DraftBlock& k) {
   rd.get(k.epoch);
   rd.get(k.start_pos);
   rd.get(k.seconds_per_token);
+  rd.get(k.idle_seconds);
   rd.get_vec(k.tokens);
   uint32_t nq = 0;
   rd.get(nq);

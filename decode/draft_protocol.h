@@ -26,6 +26,7 @@ struct DraftBlock {
   std::vector<int32_t> tokens;
   std::vector<SparseDist> q;     // one per token for sampled requests; empty when greedy
   double seconds_per_token = 0;  // measured on the drafter (for the adaptive draft length)
+  double idle_seconds = 0;       // drafter idle, waiting for requests, since its previous block
 };
 
 // Flat byte encodings for MPI (heads communicator).

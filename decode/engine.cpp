@@ -337,6 +337,10 @@ void Engine::post_draft(Seq& s, int n) {
 }
 
 void Engine::deliver(DraftBlock b) {
+  if (b.idle_seconds > 0) {
+    std::lock_guard lk(mu_);
+    info_.draft_idle_s += b.idle_seconds;
+  }
   if (b.slot < 0 || b.slot >= static_cast<int>(slots_.size()) || !slots_[b.slot]) return;
   Seq& s = *slots_[b.slot];
   if (b.epoch != s.epoch || !s.outstanding() || s.finished) return;  // stale: a rejection came first

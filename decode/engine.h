@@ -42,6 +42,7 @@ struct EngineInfo {
   int64_t drafted = 0, accepted = 0;       // draft tokens checked by the target, and accepted
   double target_busy_s = 0;       // inside target steps
   double wait_for_draft_s = 0;    // target side idle, waiting for a draft block
+  double draft_idle_s = 0;        // draft side idle, waiting for a request (draft ranks only)
   std::vector<int64_t> tested_at, accepted_at;  // per draft position in a block
   SpecMode auto_mode = SpecMode::Off;
   std::string auto_reason;

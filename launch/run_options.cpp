@@ -102,11 +102,12 @@ void print_counters(const EngineInfo& i, const Usage& u) {
   for (size_t k = 0; k < i.tested_at.size(); ++k)
     if (i.tested_at[k] > 0) per_pos += fmt::format(" {}:{:.2f}", k, double(i.accepted_at[k]) / i.tested_at[k]);
   spdlog::info("speculation: {} draft tokens checked, {} accepted (acceptance {:.3f}); {} blocks, mean draft length "
-               "{:.2f}, mean accepted per block {:.2f}; target steps {} ({:.1f} ms busy); target waited {:.1f} ms for "
-               "drafts; auto -> {} ({})",
+               "{:.2f}, mean accepted per block {:.2f}; target steps {} ({:.1f} ms busy); mutual waiting: target waited {:.1f} ms for "
+               "drafts, drafter idle {:.1f} ms; auto -> {} ({})",
                u.drafted, u.accepted, u.drafted ? double(u.accepted) / u.drafted : 0.0, i.blocks,
                i.blocks ? double(i.drafted_tokens) / i.blocks : 0.0, i.blocks ? double(i.accepted) / i.blocks : 0.0,
-               i.target_steps, i.target_busy_s * 1e3, i.wait_for_draft_s * 1e3, spec_mode_name(i.auto_mode), i.auto_reason);
+               i.target_steps, i.target_busy_s * 1e3, i.wait_for_draft_s * 1e3, i.draft_idle_s * 1e3,
+               spec_mode_name(i.auto_mode), i.auto_reason);
   if (!per_pos.empty()) spdlog::info("acceptance by position in block (0 = checked against the previous step):{}", per_pos);
 }
 
