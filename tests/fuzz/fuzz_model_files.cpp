@@ -2,6 +2,7 @@
 // and tokenizer.bin files must each load or fail with an Error naming the file — never crash,
 // trip a sanitizer (CI runs this binary under ASan + UBSan) or allocate absurd amounts of memory.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -270,7 +271,8 @@ std::vector<Seed> make_seeds() {
   std::vector<Seed> seeds;
   for (WeightType t : {WeightType::F32, WeightType::Q8_0, WeightType::Q4_K}) {
     SynthOptions o;
-    o.out = work(std::string("seed_") + std::string(name(t)) + ".gguf");
+    // Per process: ctest runs the fuzz tests in parallel and each writes its own seeds.
+    o.out = work(std::string("seed_") + std::string(name(t)) + "_" + std::to_string(getpid()) + ".gguf");
     o.vocab_from = kStoriesGguf;
     o.type = t;
     o.dim = t == WeightType::Q4_K ? 256 : 64;
