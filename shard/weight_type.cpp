@@ -16,34 +16,33 @@ constexpr WeightTypeInfo kQ4_0{"q4_0", 32, 18};
 constexpr WeightTypeInfo kQ4_K{"q4_k", 256, 144};
 constexpr WeightTypeInfo kQ6_K{"q6_k", 256, 210};
 constexpr WeightTypeInfo kQ8_K{"q8_k", 256, 292};
+
+// The one place a type number maps to its geometry.
+const WeightTypeInfo* lookup(uint32_t t) {
+  switch (static_cast<WeightType>(t)) {
+    case WeightType::F32: return &kF32;
+    case WeightType::F16: return &kF16;
+    case WeightType::BF16: return &kBF16;
+    case WeightType::Q8_0: return &kQ8_0;
+    case WeightType::Q4_0: return &kQ4_0;
+    case WeightType::Q4_K: return &kQ4_K;
+    case WeightType::Q6_K: return &kQ6_K;
+    case WeightType::Q8_K: return &kQ8_K;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::optional<WeightTypeInfo> weight_type_info(uint32_t t) {
-  switch (static_cast<WeightType>(t)) {
-    case WeightType::F32: return kF32;
-    case WeightType::F16: return kF16;
-    case WeightType::BF16: return kBF16;
-    case WeightType::Q8_0: return kQ8_0;
-    case WeightType::Q4_0: return kQ4_0;
-    case WeightType::Q4_K: return kQ4_K;
-    case WeightType::Q6_K: return kQ6_K;
-    case WeightType::Q8_K: return kQ8_K;
-  }
-  return std::nullopt;
+  const WeightTypeInfo* i = lookup(t);
+  return i ? std::optional<WeightTypeInfo>(*i) : std::nullopt;
 }
 
 const WeightTypeInfo& info(WeightType t) {
-  switch (t) {
-    case WeightType::F32: return kF32;
-    case WeightType::F16: return kF16;
-    case WeightType::BF16: return kBF16;
-    case WeightType::Q8_0: return kQ8_0;
-    case WeightType::Q4_0: return kQ4_0;
-    case WeightType::Q4_K: return kQ4_K;
-    case WeightType::Q6_K: return kQ6_K;
-    case WeightType::Q8_K: return kQ8_K;
-  }
-  throw std::logic_error("unknown WeightType");
+  const WeightTypeInfo* i = lookup(static_cast<uint32_t>(t));
+  if (!i) throw std::logic_error("unknown WeightType");
+  return *i;
 }
 
 std::string_view name(WeightType t) { return info(t).name; }
