@@ -1,0 +1,224 @@
+#include "rpc/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <atomic>
+#include <charconv>
+
+#include "rpc/convert.h"
+#include "rpc/tandem.grpc.pb.h"
+#include "shard/log.h"
+#include "shard/utf8.h"
+
+#ifndef TANDEM_VERSION
+#define TANDEM_VERSION "unknown"
+#endif
+
+namespace tandem::rpc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kPoll = std::chrono::milliseconds(50);  // how quickly a vanished client is noticed
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+std::string sanitized(std::string_view s) {
+  std::string out;
+  utf8_sanitize(s, out, /*flush=*/true);
+  return out;
+}
+
+class TandemService final : public v1::Tandem::Service {
+ public:
+  explicit TandemService(const ServerOptions& o) : o_(o), t0_(Clock::now()) {}
+
+  void attach(Engine& e, const Cluster& c) {
+    cluster_ = &c;
+    engine_.store(&e, std::memory_order_release);
+  }
+
+  grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* in,
+                        grpc::ServerWriter<v1::GenerateResponse>* out) override {
+    const auto t_arrival = Clock::now();
+    Engine* e = engine();
+    if (!e) return starting();
+    auto req = to_engine_request(*in, e->tokenizer(), e->ctx());
+    if (!req) return reject(req.error());
+    if (req->id.empty()) req->id = fmt::format("rpc-{}", ++next_id_);
+    const std::string id = req->id;
+    auto stream = e->submit(std::move(*req));
+    if (!stream) return reject(stream.error());
+    StreamCount open(streams_);
+    v1::GenerateResponse msg;
+    while (true) {
+      auto ev = (*stream)->next(kPoll);
+      if (!ev) {
+        if (ctx->IsCancelled()) {  // cancelled by the client, deadline passed, or connection lost
+          (*stream)->cancel();
+          spdlog::debug("request {}: client cancelled or went away; slot freed at the next step", id);
+          return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
+        }
+        continue;
+      }
+      to_proto(*ev, msg);
+      if (ev->final) {
+        // The engine times from admission; the wait for a slot is the rest of the wall time.
+        msg.mutable_final()->mutable_usage()->set_queue_ms(std::max(0.0, ms_since(t_arrival) - ev->usage.total_ms));
+      }
+      if (!out->Write(msg)) {
+        (*stream)->cancel();
+        spdlog::debug("request {}: write failed (client gone); slot freed at the next step", id);
+        return {grpc::StatusCode::CANCELLED, "the client went away"};
+      }
+      if (ev->final) return grpc::Status::OK;
+    }
+  }
+
+  grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* in, v1::TokenizeResponse* out) override {
+    Engine* e = engine();
+    if (!e) return starting();
+    const Tokenizer& tok = e->tokenizer();
+    const auto ids = tok.encode(in->text(), in->has_add_bos() ? in->add_bos() : true, in->parse_special());
+    for (int32_t id : ids) {
+      out->add_ids(id);
+      out->add_pieces(sanitized(tok.token_bytes(id, /*render_special=*/true)));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* in, v1::DetokenizeResponse* out) override {
+    Engine* e = engine();
+    if (!e) return starting();
+    const Tokenizer& tok = e->tokenizer();
+    std::vector<int32_t> ids(in->ids().begin(), in->ids().end());
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (!tok.valid(ids[i]))
+        return reject(make_error(ErrorCode::InvalidArgument, "ids[{}] = {} is not in the vocabulary [0, {})", i, ids[i],
+                                 tok.n_vocab()));
+    out->set_text(sanitized(tok.decode(ids, in->render_special())));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*, v1::ModelInfo* out) override {
+    Engine* e = engine();
+    if (!e) return starting();
+    to_proto(*cluster_, e->tokenizer(), *out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetServerInfo(grpc::ServerContext*, const v1::GetServerInfoRequest*, v1::ServerInfo* out) override {
+    out->set_version(TANDEM_VERSION);
+    out->set_api_version("tandem.v1");
+    out->set_uptime_s(ms_since(t0_) / 1e3);
+    out->set_max_queue(o_.max_queue);
+    out->set_streams(streams_.load());
+    out->mutable_speculation()->set_configured(to_proto(o_.configured_speculation));
+    Engine* e = engine();
+    if (e) {
+      to_proto(e->info(), *out);
+      to_proto(cluster_->opts.layout, cluster_->target_file.config.n_layers, *out->mutable_layout());
+    }
+    auto* c = out->mutable_counters();
+    c->set_rejected_invalid(rejected_invalid_.load());
+    c->set_rejected_queue_full(rejected_full_.load());
+    c->set_rejected_unavailable(rejected_unavailable_.load());
+    return grpc::Status::OK;
+  }
+
+ private:
+  struct StreamCount {
+    std::atomic<int>& n;
+    explicit StreamCount(std::atomic<int>& c) : n(c) { ++n; }
+    ~StreamCount() { --n; }
+  };
+
+  Engine* engine() const { return engine_.load(std::memory_order_acquire); }
+
+  grpc::Status starting() {
+    ++rejected_unavailable_;
+    return {grpc::StatusCode::UNAVAILABLE,
+            "the server is starting (loading the model on every rank, or warming up); retry when health reports SERVING"};
+  }
+
+  grpc::Status reject(const Error& err) {
+    switch (err.code) {
+      case ErrorCode::InvalidArgument: ++rejected_invalid_; break;
+      case ErrorCode::ResourceExhausted: ++rejected_full_; break;
+      case ErrorCode::Unavailable: ++rejected_unavailable_; break;
+      case ErrorCode::Internal: break;
+    }
+    spdlog::debug("request rejected: {}", err.message);
+    return to_grpc_status(err);
+  }
+
+  ServerOptions o_;
+  Clock::time_point t0_;
+  const Cluster* cluster_ = nullptr;  // written before engine_ is published
+  std::atomic<Engine*> engine_{nullptr};
+  std::atomic<int> streams_{0};
+  std::atomic<int64_t> rejected_invalid_{0}, rejected_full_{0}, rejected_unavailable_{0}, next_id_{0};
+};
+
+}  // namespace
+
+struct GrpcServer {
+  explicit GrpcServer(const ServerOptions& o) : service(o) {}
+  TandemService service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+Status check_listen_address(const std::string& a) {
+  const size_t colon = a.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0)
+    return make_error("--listen '{}': expected HOST:PORT, e.g. 127.0.0.1:50051 or 0.0.0.0:0", a);
+  auto [p, ec] = std::from_chars(a.data() + colon + 1, a.data() + a.size(), port);
+  if (ec != std::errc() || p != a.data() + a.size() || port < 0 || port > 65535)
+    return make_error("--listen '{}': the port must be a number in [0, 65535] (0: any free port)", a);
+  return ok_status();
+}
+
+Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o) {
+  TANDEM_TRY(check_listen_address(o.listen));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  auto s = std::make_shared<GrpcServer>(o);
+  grpc::ServerBuilder b;
+  b.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port);
+  b.RegisterService(&s->service);
+  // Every open call holds a thread; past the limit gRPC answers RESOURCE_EXHAUSTED itself.
+  grpc::ResourceQuota quota("tandem");
+  quota.SetMaxThreads(std::max(16, o.max_threads));
+  b.SetResourceQuota(quota);
+  s->server = b.BuildAndStart();
+  if (!s->server || s->port == 0)
+    return make_error("--listen {}: cannot listen there (address in use, or not an address of this machine)", o.listen);
+  // The default health service starts out SERVING; nothing is served until attach + warm-up.
+  set_serving(*s, false);
+  spdlog::info("gRPC: listening on {} (port {}); health NOT_SERVING until every rank is loaded and warmed up",
+               o.listen, s->port);
+  return s;
+}
+
+int bound_port(const GrpcServer& s) { return s.port; }
+
+void attach(GrpcServer& s, Engine& engine, const Cluster& cluster) { s.service.attach(engine, cluster); }
+
+void set_serving(GrpcServer& s, bool serving) {
+  if (auto* h = s.server->GetHealthCheckService()) {
+    h->SetServingStatus(serving);
+    h->SetServingStatus(v1::Tandem::service_full_name(), serving);
+  }
+}
+
+void shutdown(GrpcServer& s, std::chrono::milliseconds grace) {
+  if (!s.server) return;
+  s.server->Shutdown(std::chrono::system_clock::now() + grace);
+  s.server->Wait();
+  s.server.reset();
+}
+
+}  // namespace tandem::rpc
