@@ -87,7 +87,6 @@ SpecMode Engine::resolve_mode(SpecMode m) const {
 
 Result<std::shared_ptr<RequestStream>> Engine::submit(GenerationRequest r) {
   const int ctx = cluster_.ctx;
-  if (stopping_) return make_error(ErrorCode::Unavailable, "the server is shutting down");
   if (r.prompt.empty()) return make_error(ErrorCode::InvalidArgument, "the prompt is empty");
   for (int32_t t : r.prompt)
     if (!tok_.valid(t)) return make_error(ErrorCode::InvalidArgument, "token id {} is outside the vocabulary [0, {})", t, tok_.n_vocab());
@@ -110,6 +109,9 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(GenerationRequest r) {
   auto stream = std::make_shared<RequestStream>();
   {
     std::lock_guard lk(mu_);
+    // Checked under the lock stop() takes: nothing enters the queue after the loop may have seen
+    // it empty for the last time.
+    if (stopping_) return make_error(ErrorCode::Unavailable, "the server is shutting down");
     if (static_cast<int>(queue_.size()) >= o_.max_queue)
       return make_error(ErrorCode::ResourceExhausted, "the request queue is full ({} waiting); retry later", queue_.size());
     queue_.push_back({std::move(r), stream});
@@ -120,10 +122,10 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(GenerationRequest r) {
 }
 
 void Engine::stop(bool drain) {
-  drain_ = drain;
-  stopping_ = true;
   {
     std::lock_guard lk(mu_);
+    drain_ = drain;
+    stopping_ = true;
     info_.draining = true;
     info_.ready = false;
   }
@@ -203,12 +205,39 @@ void Engine::flush(Seq& s) {
 }
 
 void Engine::reap() {
+  // Requests cancelled while still queued leave the queue now; when stopping without draining,
+  // everything queued ends CANCELLED. Each gets its final message.
+  std::vector<std::shared_ptr<RequestStream>> dropped;
+  {
+    std::lock_guard lk(mu_);
+    const bool cancel_all = stopping_ && !drain_;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (cancel_all || it->stream->cancelled()) {
+        dropped.push_back(std::move(it->stream));
+        it = queue_.erase(it);
+        ++info_.cancelled;
+      } else {
+        ++it;
+      }
+    }
+    info_.queued = static_cast<int>(queue_.size());
+  }
+  for (auto& st : dropped) {
+    GenerationEvent e;
+    e.final = true;
+    e.reason = FinishReason::kCancelled;
+    if (stopping_) e.error = "the server is shutting down";
+    st->push(std::move(e));
+  }
+  // A finished sequence gives its slot back before its final message goes out, so a client that
+  // sees the end of its stream also sees the slot free.
+  std::vector<Seq*> to_flush;
+  std::vector<std::unique_ptr<Seq>> released;
   for (auto& sp : slots_) {
     if (!sp) continue;
     Seq& s = *sp;
     if (!s.finished && s.stream->cancelled()) finish(s, FinishReason::kCancelled);
     if (!s.finished && stopping_ && !drain_) finish(s, FinishReason::kCancelled, "the server is shutting down");
-    flush(s);
     if (s.finished && !s.in_flight) {
       if (drafter_) {
         DraftRequest r;
@@ -217,11 +246,17 @@ void Engine::reap() {
         drafter_->post(r);
       }
       spdlog::debug("request {} done: {} tokens in {:.1f} ms", s.req.id, s.usage.completion_tokens, s.usage.total_ms);
-      sp.reset();  // the slot's KV is simply overwritten by its next owner
+      released.push_back(std::move(sp));  // the slot's KV is simply overwritten by its next owner
+    } else {
+      to_flush.push_back(&s);
     }
   }
-  std::lock_guard lk(mu_);
-  info_.active = static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](auto& p) { return p != nullptr; }));
+  {
+    std::lock_guard lk(mu_);
+    info_.active = static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](auto& p) { return p != nullptr; }));
+  }
+  for (auto& s : released) flush(*s);
+  for (Seq* s : to_flush) flush(*s);
 }
 
 void Engine::commit(Seq& s, int32_t tok, const Row* row) {
@@ -515,7 +550,7 @@ Status Engine::loop(bool until_idle) {
     for (auto& g : groups_) any_flight = any_flight || g.in_flight;
     if (!any_active && !any_flight) {
       std::unique_lock lk(mu_);
-      if (stopping_ || (until_idle && queue_.empty())) return ok_status();
+      if (queue_.empty() && (stopping_ || until_idle)) return ok_status();
       cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return !queue_.empty() || stopping_; });
       continue;
     }

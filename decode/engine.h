@@ -63,7 +63,8 @@ class Engine {
   // Engine thread. Short generations in each available mode: warms caches and lets
   // --speculation auto pick the fastest mode for this layout (logged with the figures).
   Status warmup();
-  // Engine thread: serve until stop(); then shuts down every group (all ranks leave their loops).
+  // Engine thread: serve until stop() and every admitted request has ended (drained, or
+  // cancelled when stop(drain = false)). Then call shutdown_groups().
   Status run();
   // Engine thread: serve until nothing is queued or active (tandem generate, benchmarks).
   Status run_until_idle();
