@@ -4,9 +4,12 @@
 // same run and every 64-row GEMM to the 1-row GEMV.
 //
 //   tandem_kernel_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N] ...
+//   tandem_kernel_bench --roofline[=TYPE] [--rounds=N]   (interleaved GB/s table, medians)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -26,7 +29,7 @@ using namespace tandem;
 
 namespace {
 
-constexpr size_t kStreamTarget = size_t{96} << 20;  // 3× the 32 MiB L3
+constexpr size_t kStreamTarget = size_t{256} << 20;  // 8× the 32 MiB L3: no reuse from the last level cache
 
 ThreadPool& pool(int threads) {
   static ThreadPool p1(1), p2(2);
@@ -176,7 +179,7 @@ class Collector : public benchmark::ConsoleReporter {
       if (agg) n = n.substr(0, n.rfind('_'));
       else if (rows.count(n) && r.repetitions > 1) continue;  // the median arrives later
       Row row;
-      row.real_ns = r.GetAdjustedRealTime();
+      row.real_ns = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit) * 1e9;
       if (auto it = r.counters.find("GB/s"); it != r.counters.end()) row.gbs = it->second.value;
       rows[n] = row;
     }
@@ -210,11 +213,92 @@ void print_summary(const Collector& c) {
       if (m64) std::printf("%9.2f", m64->real_ns / g1->real_ns);
       std::printf("\n");
     }
+  // One TinyLlama decode step on one thread: per layer q, k, v, o, gate, up, down GEMVs, plus
+  // the head; attention at 2048 positions costs 22 × (one layer of the attention benchmark).
+  const auto* a0 = get("attention/16/real_time");
+  const auto* a2k = get("attention/2048/real_time");
+  for (WeightType t : kTypes) {
+    auto t1 = [&](const char* shape) -> double {
+      const auto* r = get("matmul/" + std::string(name(t)) + "/" + shape + "/1/1/real_time");
+      return r ? r->real_ns : -1;
+    };
+    const double qo = t1("attn_qo"), kv = t1("attn_kv"), up = t1("ffn_up"), down = t1("ffn_down"), head = t1("head");
+    if (qo < 0 || kv < 0 || up < 0 || down < 0 || head < 0 || !a0 || !a2k) continue;
+    const double weights = 22 * (2 * qo + 2 * kv + 2 * up + down) + head;
+    std::printf("%s decode step (1 thread): weights %.2f ms, attention at 16 / 2048 positions %.2f / %.2f ms "
+                "(+%.0f%% at 2048 vs 16)\n",
+                std::string(name(t)).c_str(), weights / 1e6, 22 * a0->real_ns / 1e6, 22 * a2k->real_ns / 1e6,
+                100 * 22 * (a2k->real_ns - a0->real_ns) / (weights + 22 * a0->real_ns));
+  }
+}
+
+// --- interleaved roofline table (--roofline) -------------------------------------------------------
+// The machine is shared and its speed drifts, so every quantity of a row (read bandwidth with 1
+// and 2 threads, GEMV with 1 and 2 threads, 64-row GEMM) is measured in alternation, several
+// rounds, and the table shows medians.
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Mean seconds per call over at least `min_s` seconds, rotating over the copies.
+double seconds_per_call(const Matrices& m, int64_t n_rows, int threads, double min_s) {
+  const auto x = random_floats(static_cast<size_t>(n_rows * m.cols), 1);
+  std::vector<float> y(static_cast<size_t>(n_rows * m.rows));
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t calls = 0;
+  double elapsed = 0;
+  do {
+    matmul(m.copies[calls % m.copies.size()], x.data(), n_rows, y.data(), m.rows, pool(threads));
+    ++calls;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (elapsed < min_s || calls < 3);
+  benchmark::DoNotOptimize(y.data());
+  return elapsed / static_cast<double>(calls);
+}
+
+void roofline(const std::string& type_filter, int rounds) {
+  std::printf("kernel level: %s; medians of %d interleaved rounds; GEMV GB/s = packed weight bytes / time\n\n",
+              kernel_level_name().c_str(), rounds);
+  std::printf("%-16s %7s %7s %8s %6s %8s %6s %6s %8s %8s\n", "matrix", "bw1", "bw2", "1t GB/s", "%bw1", "2t GB/s",
+              "%bw2", "2t/1t", "t1 us", "t64/t1");
+  for (WeightType t : kTypes) {
+    if (!type_filter.empty() && type_filter != name(t)) continue;
+    for (const auto& s : kShapes) {
+      const auto& m = matrices(t, s.rows, s.cols);
+      const double bytes = static_cast<double>(m.copies[0].bytes);
+      std::vector<double> bw1, bw2, g1, g2, r12, g64;
+      for (int r = 0; r < rounds; ++r) {
+        bw1.push_back(measure_read_bandwidth_gbs(pool(1), size_t{256} << 20, 1));
+        const double a = seconds_per_call(m, 1, 1, 0.02);
+        bw2.push_back(measure_read_bandwidth_gbs(pool(2), size_t{256} << 20, 1));
+        const double b = seconds_per_call(m, 1, 2, 0.02);
+        g1.push_back(bytes / a / 1e9), g2.push_back(bytes / b / 1e9), r12.push_back(a / b);
+        if (r < 3) g64.push_back(seconds_per_call(m, 64, 1, 0.05) / a);
+      }
+      const double b1 = median(bw1), b2 = median(bw2), G1 = median(g1), G2 = median(g2);
+      std::printf("%-16s %7.1f %7.1f %8.1f %5.0f%% %8.1f %5.0f%% %6.2f %8.1f %8.2f\n", key(t, s).c_str(), b1, b2, G1,
+                  100 * G1 / b1, G2, 100 * G2 / b2, median(r12), bytes / G1 / 1e3, median(g64));
+      std::fflush(stdout);
+    }
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --roofline[=TYPE] [--rounds=N]: the interleaved table only (no Google Benchmark run).
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--roofline", 0) == 0) {
+      int rounds = 7;
+      for (int j = 1; j < argc; ++j)
+        if (std::string(argv[j]).rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(argv[j] + 9));
+      roofline(a.size() > 11 ? a.substr(11) : "", rounds);
+      return 0;
+    }
+  }
   benchmark::RegisterBenchmark("membw", BM_membw)->Arg(1)->Arg(2)->UseRealTime()->Iterations(3);
   for (WeightType t : kTypes)
     for (const auto& s : kShapes) {
