@@ -57,7 +57,7 @@ Engine::Engine(Cluster& cluster, Tokenizer tok, EngineOptions o)
       target_(*cluster.target),
       tok_(std::move(tok)),
       o_(o),
-      gamma_(o.draft_len, o.max_draft_len, cluster.opts.max_seqs) {
+      gamma_(o.draft_len, o.max_draft_len) {
   const int max_seqs = cluster.opts.max_seqs;
   slots_.resize(max_seqs);
   groups_.resize(cluster.opts.layout.pp);
@@ -397,7 +397,8 @@ bool Engine::plan(Seq& s, StepChunk& c, int& prefill_budget) {
   advance(s);
   if (s.finished || s.pending) return false;
   const int unproc = static_cast<int>(s.tokens.size()) - s.target_kv;
-  const int batch = static_cast<int>(groups_[s.group].slots.size()) + 1;
+  // Rows the other sequences of this step already add (they share its cost).
+  const int batch = std::max(0, groups_[s.group].rows_planned);
   c.slot = s.slot;
   c.pos0 = s.target_kv;
   if (unproc > 1) {  // prompt prefill, in bounded chunks
@@ -440,11 +441,13 @@ void Engine::plan_step(int g) {
   bool full = false;
   int budget = o_.prefill_chunk;
   gs.slots.clear();
+  gs.rows_planned = 0;
   for (auto& sp : slots_) {
     if (!sp || sp->group != g || sp->in_flight || sp->finished) continue;
     StepChunk c;
     if (!plan(*sp, c, budget)) continue;
     full = full || wants_full(*sp);
+    gs.rows_planned += static_cast<int>(c.tokens.size());
     gs.slots.push_back(sp->slot);
     st.chunks.push_back(std::move(c));
   }
@@ -471,7 +474,7 @@ void Engine::process(const StepResult& r, int g) {
   GroupState& gs = groups_[g];
   gs.in_flight = false;
   const double dt = now() - gs.t_submit;
-  gamma_.record_target_step(static_cast<int>(gs.slots.size()), dt);
+  gamma_.record_target_step(gs.rows, dt);
   {
     std::lock_guard lk(mu_);
     ++info_.target_steps;

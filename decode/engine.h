@@ -123,6 +123,7 @@ class Engine {
     std::vector<int> slots;  // sequences in the submitted step, in chunk order
     double t_submit = 0;
     int rows = 0;
+    int rows_planned = 0;  // while planning: rows of the sequences planned so far
   };
   std::vector<GroupState> groups_;
   std::deque<int> flight_order_;  // groups with a step in flight, oldest first
