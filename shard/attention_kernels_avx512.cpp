@@ -57,20 +57,26 @@ INL void transpose16(__m512i (&r)[16]) {
 // H heads (q rows head_dim apart) × blocks of 16 positions, one lane per position: the 16 K rows
 // of a block are transposed in registers, 64 bytes at a time (32 f16 / 16 f32 elements), so every
 // element of K is converted once and then feeds H fmas whose q factor is a broadcast operand.
-template <int H, bool F16>
+// DIM > 0: head_dim == DIM (a multiple of the chunk), unmasked; DIM == 0: any multiple of 8.
+template <int H, bool F16, int DIM>
 void scores_heads(const float* q, int head_dim, const uint8_t* k, size_t stride, int64_t n_pos, float* scores) {
   constexpr int kPerChunk = F16 ? 32 : 16;  // elements per 64-byte chunk of a row
+  if constexpr (DIM > 0) head_dim = DIM;
   for (int64_t j0 = 0; j0 < n_pos; j0 += 16) {
     const int n16 = n_pos - j0 < 16 ? static_cast<int>(n_pos - j0) : 16;
     __m512 acc[H];
     UNROLL for (int h = 0; h < H; ++h) acc[h] = _mm512_setzero_ps();
     for (int d0 = 0; d0 < head_dim; d0 += kPerChunk) {
-      const int nd = head_dim - d0 < kPerChunk ? head_dim - d0 : kPerChunk;  // a multiple of 8
+      const int nd = DIM > 0 || head_dim - d0 >= kPerChunk ? kPerChunk : head_dim - d0;  // a multiple of 8
       const __mmask16 m = nd == kPerChunk ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (nd * (F16 ? 2 : 4) / 4)) - 1);
       __m512i r[16];
       // Past the last position, reuse a valid row; those lanes are not stored.
-      UNROLL for (int j = 0; j < 16; ++j)
-        r[j] = _mm512_maskz_loadu_epi32(m, k + (j0 + (j < n16 ? j : 0)) * stride + (F16 ? 2 : 4) * d0);
+      if (DIM > 0 && n16 == 16) {
+        UNROLL for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_si512(k + (j0 + j) * stride + (F16 ? 2 : 4) * d0);
+      } else {
+        UNROLL for (int j = 0; j < 16; ++j)
+          r[j] = _mm512_maskz_loadu_epi32(m, k + (j0 + (j < n16 ? j : 0)) * stride + (F16 ? 2 : 4) * d0);
+      }
       transpose16(r);
       if constexpr (F16) {
         UNROLL for (int c = 0; c < 16; ++c) {
@@ -94,13 +100,23 @@ void scores_heads(const float* q, int head_dim, const uint8_t* k, size_t stride,
   }
 }
 
+template <int H, bool F16>
+void scores_dim(const float* q, int head_dim, const uint8_t* k, size_t stride, int64_t n_pos, float* scores) {
+  if (head_dim == 64)
+    scores_heads<H, F16, 64>(q, head_dim, k, stride, n_pos, scores);
+  else if (head_dim == 128)
+    scores_heads<H, F16, 128>(q, head_dim, k, stride, n_pos, scores);
+  else
+    scores_heads<H, F16, 0>(q, head_dim, k, stride, n_pos, scores);
+}
+
 template <bool F16>
 void scores_t(const float* q, int n_q, int head_dim, const uint8_t* k, size_t stride, int64_t n_pos, float* scores) {
   int h = 0;
-  for (; h + 8 <= n_q; h += 8) scores_heads<8, F16>(q + h * head_dim, head_dim, k, stride, n_pos, scores + h * n_pos);
+  for (; h + 8 <= n_q; h += 8) scores_dim<8, F16>(q + h * head_dim, head_dim, k, stride, n_pos, scores + h * n_pos);
   auto rest = [&](auto hc) {
     constexpr int H = decltype(hc)::value;
-    scores_heads<H, F16>(q + h * head_dim, head_dim, k, stride, n_pos, scores + h * n_pos);
+    scores_dim<H, F16>(q + h * head_dim, head_dim, k, stride, n_pos, scores + h * n_pos);
   };
   switch (n_q - h) {
     case 1: rest(std::integral_constant<int, 1>{}); break;

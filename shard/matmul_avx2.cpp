@@ -342,11 +342,17 @@ void tile_float(const Tile& t) {
   __m256 acc[H][R];
   zero(acc);
   for (int64_t k = 0; k < t.a.cols; ++k) {
-    __m256 wv[H];
-    UNROLL for (int hi = 0; hi < H; ++hi) wv[hi] = load_w(T, p.w[hi] + (k * kFloatQuad * kGroupRows + 8 * p.part[hi]) * esz);
-    UNROLL for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_set1_ps(x[r][k]);
-      UNROLL for (int hi = 0; hi < H; ++hi) acc[hi][r] = _mm256_fmadd_ps(wv[hi], xv, acc[hi][r]);
+    if constexpr (R == 1) {  // GEMV: each weight vector used once, no need to keep them
+      const __m256 xv = _mm256_set1_ps(x[0][k]);
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        acc[hi][0] = _mm256_fmadd_ps(load_w(T, p.w[hi] + (k * kFloatQuad * kGroupRows + 8 * p.part[hi]) * esz), xv, acc[hi][0]);
+    } else {
+      __m256 wv[H];
+      UNROLL for (int hi = 0; hi < H; ++hi) wv[hi] = load_w(T, p.w[hi] + (k * kFloatQuad * kGroupRows + 8 * p.part[hi]) * esz);
+      UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 xv = _mm256_set1_ps(x[r][k]);
+        UNROLL for (int hi = 0; hi < H; ++hi) acc[hi][r] = _mm256_fmadd_ps(wv[hi], xv, acc[hi][r]);
+      }
     }
   }
   store<H, R>(t, acc);
@@ -398,9 +404,9 @@ void gemm(const GemmArgs& a) {
     case WeightType::Q4_0: return dispatch<KQ4_0, 2, 2, 2>(a);
     case WeightType::Q4_K: return dispatch<KQ4_K, 2, 2, 1>(a);
     case WeightType::Q6_K: return dispatch<KQ6_K, 2, 1, 2>(a);
-    case WeightType::F32: return dispatch<KF32, 4, 2, 4>(a);
-    case WeightType::F16: return dispatch<KF16, 4, 2, 4>(a);
-    case WeightType::BF16: return dispatch<KBF16, 4, 2, 4>(a);
+    case WeightType::F32: return dispatch<KF32, 8, 2, 4>(a);
+    case WeightType::F16: return dispatch<KF16, 8, 2, 4>(a);
+    case WeightType::BF16: return dispatch<KBF16, 8, 2, 4>(a);
     default: return;
   }
 }

@@ -9,6 +9,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TANDEM_CPU_RELAX() _mm_pause()
@@ -33,6 +37,8 @@ struct ThreadPoolState {
   std::mutex error_mu;
   std::exception_ptr error;
   std::vector<std::thread> workers;
+  // The CPU each pool thread last ran on (-1: unknown), see spread_out().
+  std::unique_ptr<std::atomic<int>[]> cpu;
 };
 
 namespace {
@@ -50,7 +56,40 @@ void wait_done(ThreadPoolState& s, int expected) {
   }
 }
 
+int current_cpu() {
+#if defined(__linux__)
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// A worker woken from its futex is often queued on the CPU of the thread that woke it (the
+// caller), and as both then keep running (spinning) the scheduler may leave them sharing one
+// CPU for many milliseconds while another CPU idles — halving a region's speed. So a woken
+// worker that finds itself on a CPU another pool thread uses moves away by briefly excluding
+// the pool's CPUs from its affinity mask (which migrates it at once), then restores the mask.
+void spread_out(ThreadPoolState& s, int index, int n) {
+#if defined(__linux__)
+  const int here = current_cpu();
+  cpu_set_t allowed;
+  if (here < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  cpu_set_t free_cpus = allowed;
+  bool clash = false;
+  for (int j = 0; j < n; ++j) {
+    const int c = j == index ? -1 : s.cpu[j].load(std::memory_order_relaxed);
+    if (c < 0 || c >= CPU_SETSIZE) continue;
+    clash |= c == here;
+    CPU_CLR(c, &free_cpus);
+  }
+  if (clash && CPU_COUNT(&free_cpus) > 0 && sched_setaffinity(0, sizeof free_cpus, &free_cpus) == 0)
+    sched_setaffinity(0, sizeof allowed, &allowed);
+#endif
+  s.cpu[index].store(current_cpu(), std::memory_order_relaxed);
+}
+
 void worker_loop(ThreadPoolState& s, int index, int n) {
+  s.cpu[index].store(current_cpu(), std::memory_order_relaxed);
   uint32_t seen = 0;
   for (;;) {
     // Spin first: the next region usually starts within microseconds.
@@ -67,6 +106,7 @@ void worker_loop(ThreadPoolState& s, int index, int n) {
           s.sleeping.fetch_add(1, std::memory_order_seq_cst);
           s.generation.wait(seen, std::memory_order_seq_cst);
           s.sleeping.fetch_sub(1, std::memory_order_seq_cst);
+          spread_out(s, index, n);
           t0 = std::chrono::steady_clock::now();
         } else if (spent > kYieldAfter) {
           // More threads than free cores (other ranks, compilers): let them run.
@@ -90,6 +130,8 @@ void worker_loop(ThreadPoolState& s, int index, int n) {
 
 ThreadPool::ThreadPool(int n_threads) : n_(std::max(1, n_threads)), state_(std::make_unique<ThreadPoolState>()) {
   if (const char* e = std::getenv("TANDEM_POOL_SPIN_US")) state_->spin_ns = std::max(0L, std::atol(e)) * 1000;
+  state_->cpu = std::make_unique<std::atomic<int>[]>(n_);
+  for (int i = 0; i < n_; ++i) state_->cpu[i].store(-1);
   for (int i = 1; i < n_; ++i) state_->workers.emplace_back(worker_loop, std::ref(*state_), i, n_);
 }
 
@@ -109,8 +151,10 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   auto& s = *state_;
   s.job = &fn;
   s.done.store(0, std::memory_order_relaxed);
+  const bool wake = s.sleeping.load(std::memory_order_seq_cst) > 0;
+  if (wake) s.cpu[0].store(current_cpu(), std::memory_order_relaxed);  // for spread_out()
   s.generation.fetch_add(1, std::memory_order_seq_cst);
-  if (s.sleeping.load(std::memory_order_seq_cst) > 0) s.generation.notify_all();
+  if (wake || s.sleeping.load(std::memory_order_seq_cst) > 0) s.generation.notify_all();
   std::exception_ptr mine;
   try {
     fn(0, n_);
