@@ -63,10 +63,11 @@ size_t packed_bytes(WeightType t, int64_t rows, int64_t cols);
 //       Q4_K: 8 int16 sums of each 32-column sub-block (4 words),
 //       Q6_K: -32 * Σq of each 16-column sub-block (16 words).
 // Float weight types use the float activations directly.
-// A kernel set may ask for the rows in tiles of T (KernelSet::tile_rows): then rows t*T..t*T+T-1
-// are stored interleaved — the 4-byte quad c of block b of row r at q + t*cols*T + b*bc*T +
-// (c*T + r)*4, d at d + t*nb*T + b*T + r, aux word k at aux + t*nb*aw*T + (b*aw + k)*T + r — and
-// the last tile is padded with zero rows. T == 1 is the plain layout above.
+// A kernel set may ask for the rows in tiles of T (KernelSet::tile_rows): then the R rows of the
+// tile starting at row x0 (R = T, or what is left for the last tile) are stored interleaved — the
+// 4-byte quad c of block b of its row r at q + x0*cols + b*bc*R + (c*R + r)*4, d at
+// d + x0*nb + b*R + r, aux word k at aux + x0*nb*aw + (b*aw + k)*R + r. No padding rows: a 2-row
+// call computes 2 rows. T == 1 is the plain layout above.
 int aux_words(WeightType t);
 bool is_quantized(WeightType t);
 

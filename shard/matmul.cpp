@@ -365,10 +365,11 @@ void kern::matmul_with(const KernelSet& ks, const PackedMatrix& w, const float* 
     ActScratch& s = act_scratch();
     const int64_t cols = w.cols, bc = kern::block_cols(w.type), nb = cols / bc;
     const int aw = kern::aux_words(w.type);
-    // Rows padded to whole tiles when the kernels want interleaved tiles (see kernels_matmul.h).
+    // Rows in tiles when the kernels want interleaved tiles (see kernels_matmul.h); the last tile
+    // holds just the remaining rows, so a 2- or 3-row verification block costs 2 or 3 rows.
     const int64_t T = n_rows > 1 ? ks.tile_rows : 1;
-    const int64_t tiles = (n_rows + T - 1) / T, padded = tiles * T;
-    const size_t nq = static_cast<size_t>(padded * cols), nd = static_cast<size_t>(padded * nb);
+    const int64_t tiles = (n_rows + T - 1) / T;
+    const size_t nq = static_cast<size_t>(n_rows * cols), nd = static_cast<size_t>(n_rows * nb);
     if (s.q.size() < nq) s.q.resize(nq);
     if (s.d.size() < nd) s.d.resize(nd);
     if (s.aux.size() < nd * aw) s.aux.resize(nd * aw);
@@ -383,25 +384,20 @@ void kern::matmul_with(const KernelSet& ks, const PackedMatrix& w, const float* 
       std::vector<int8_t> rq(cols, 0);
       std::vector<float> rd(nb, 0.f);
       std::vector<int32_t> ra(nb * aw, 0);
-      for (int64_t t = t0; t < t1; ++t)
-        for (int64_t r = 0; r < T; ++r) {
-          const int64_t i = t * T + r;
-          if (i < n_rows) {
-            ks.quantize(w.type, x + i * cols, cols, rq.data(), rd.data(), ra.data());
-          } else {  // padding row: zeros
-            std::fill(rq.begin(), rq.end(), int8_t{0});
-            std::fill(rd.begin(), rd.end(), 0.f);
-            std::fill(ra.begin(), ra.end(), 0);
-          }
-          int8_t* qt = q + t * cols * T;
-          float* dt = d + t * nb * T;
-          int32_t* at = aux + t * nb * aw * T;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t row0 = t * T, rt = std::min(T, n_rows - row0);
+        int8_t* qt = q + row0 * cols;
+        float* dt = d + row0 * nb;
+        int32_t* at = aux + row0 * nb * aw;
+        for (int64_t r = 0; r < rt; ++r) {
+          ks.quantize(w.type, x + (row0 + r) * cols, cols, rq.data(), rd.data(), ra.data());
           for (int64_t b = 0; b < nb; ++b) {
-            for (int64_t c = 0; c < bc / 4; ++c) std::memcpy(qt + b * bc * T + (c * T + r) * 4, rq.data() + b * bc + 4 * c, 4);
-            dt[b * T + r] = rd[b];
-            for (int k = 0; k < aw; ++k) at[(b * aw + k) * T + r] = ra[b * aw + k];
+            for (int64_t c = 0; c < bc / 4; ++c) std::memcpy(qt + b * bc * rt + (c * rt + r) * 4, rq.data() + b * bc + 4 * c, 4);
+            dt[b * rt + r] = rd[b];
+            for (int k = 0; k < aw; ++k) at[(b * aw + k) * rt + r] = ra[b * aw + k];
           }
         }
+      }
     };
     // Quantizing a few rows is cheaper than waking the pool.
     if (n_rows * cols >= (int64_t{1} << 16))

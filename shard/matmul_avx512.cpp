@@ -16,7 +16,7 @@
 namespace tandem::kern {
 namespace {
 
-constexpr int kTileRows = 4;     // activation rows per GEMM tile (their quants are interleaved)
+constexpr int kTileRows = 8;     // activation rows per GEMM tile (their quants are interleaved)
 constexpr int kChunkRows = 128;  // activation rows per cache block of a long GEMM
 
 #define INL inline __attribute__((always_inline))
@@ -107,11 +107,11 @@ struct QTile {
     const auto& a = t.a;
     const size_t gb = group_bytes(a.type, a.cols);
     nb = a.cols / block_cols(a.type);
-    const int64_t tile = t.xr / R;
     UNROLL for (int gi = 0; gi < G; ++gi) w[gi] = a.w + (t.g + gi) * gb;
-    q = a.act.q + tile * a.cols * R;
-    d = a.act.d + tile * nb * R;
-    aux = a.act.aux + tile * nb * aux_words(a.type) * R;
+    // Every tile before this one holds exactly xr rows (kernels_matmul.h).
+    q = a.act.q + t.xr * a.cols;
+    d = a.act.d + t.xr * nb;
+    aux = a.act.aux + t.xr * nb * aux_words(a.type);
   }
 };
 
@@ -344,10 +344,12 @@ void tile_float(const Tile& t) {
 
 // ---- drivers ---------------------------------------------------------------------------------------
 
-// Quantized weights. One activation row: one row group at a time (a single sequential stream
-// reaches more DRAM bandwidth than several). Several rows: G = 2 groups × kTileRows rows per tile
-// (activations interleaved by kTileRows, the last tile zero-padded), each group pair finished for
-// every tile before the next, so the weights are read from memory once per call.
+// Quantized weights, one row group (16 output rows) at a time: a single sequential stream
+// reaches more DRAM bandwidth than several (measured: 2- to 4-row calls ran at half bandwidth with
+// two groups in flight, at full bandwidth with one). Several activation rows: tiles of kTileRows
+// (their quants interleaved), the last tile with just the rows left and its own kernel, so a 2- or
+// 3-row verification block costs little more than one row; every tile of a group is finished
+// before the next group, so the weights are read from memory once per call.
 template <template <int, int> class K>
 void drive_quant(const GemmArgs& a) {
   if (a.n_rows == 1) {
@@ -358,13 +360,25 @@ void drive_quant(const GemmArgs& a) {
   // Long prompts: activation rows in chunks that stay in L2 (~128 rows × cols bytes) while the
   // weights stream past; the weights are then read once per chunk.
   const int64_t chunk = (kChunkRows + R - 1) / R * R;
+  auto tiles = [&](int64_t g, int64_t x0, int64_t x1) {
+    constexpr int GG = 1;
+    int64_t xr = x0;
+    for (; xr + R <= x1; xr += R) K<GG, R>::run(Tile{a, g, xr});
+    switch (x1 - xr) {
+      case 1: K<GG, 1>::run(Tile{a, g, xr}); break;
+      case 2: K<GG, 2>::run(Tile{a, g, xr}); break;
+      case 3: K<GG, 3>::run(Tile{a, g, xr}); break;
+      case 4: K<GG, 4>::run(Tile{a, g, xr}); break;
+      case 5: K<GG, 5>::run(Tile{a, g, xr}); break;
+      case 6: K<GG, 6>::run(Tile{a, g, xr}); break;
+      case 7: K<GG, 7>::run(Tile{a, g, xr}); break;
+      default: break;
+    }
+  };
+  static_assert(R == 8, "the tail cases above cover 1..R-1 rows");
   for (int64_t x0 = 0; x0 < a.n_rows; x0 += chunk) {
     const int64_t x1 = x0 + chunk < a.n_rows ? x0 + chunk : a.n_rows;
-    int64_t g = a.group0;
-    for (; g + 2 <= a.group1; g += 2)
-      for (int64_t xr = x0; xr < x1; xr += R) K<2, R>::run(Tile{a, g, xr});
-    for (; g < a.group1; ++g)
-      for (int64_t xr = x0; xr < x1; xr += R) K<1, R>::run(Tile{a, g, xr});
+    for (int64_t g = a.group0; g < a.group1; ++g) tiles(g, x0, x1);
   }
 }
 
