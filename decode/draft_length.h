@@ -8,7 +8,8 @@
 //  * PEARL runs them at once, so a block costs max(T(γ), γ·t) and yields (1 − α^γ)/(1 − α)
 //    tokens in steady post-verify (the next block's first token is checked against this block's
 //    last row). With b = 0 this gives the PEARL paper's rule γ ≈ T/t.
-// `extra_rows`: rows other sequences add to the same step.
+// `extra_rows`: rows other sequences add to the same step. Every few blocks γ is moved one step
+// off the optimum, so the fit sees more than the row count it keeps choosing.
 #pragma once
 #include <vector>
 
@@ -29,6 +30,7 @@ class DraftLength {
  private:
   int choose(bool parallel, int extra_rows) const;
   int fixed_, max_len_;
+  mutable unsigned picks_ = 0;  // for the periodic exploration
   std::vector<double> t_rows_;  // EMA of step time by row count (index = rows, capped)
   double t_draft_ = 0, alpha_ = 0.7;
 };

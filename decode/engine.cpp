@@ -366,6 +366,9 @@ void Engine::post_draft(Seq& s, int n) {
   const int remaining = s.req.stop.max_tokens - s.usage.completion_tokens - static_cast<int>(view.size() - s.tokens.size());
   r.n_draft = std::max(0, std::min({n, remaining, cluster_.ctx - static_cast<int>(view.size()) - 1}));
   r.params = s.req.sampling;
+  spdlog::debug("draft request slot {}: {} tokens (alpha {:.2f}, draft {:.2f} ms/token, target T(1) {:.1f} ms, T({}) {:.1f} ms)",
+                s.slot, r.n_draft, gamma_.acceptance(), gamma_.draft_token() * 1e3, gamma_.target_step(1) * 1e3, n + 1,
+                gamma_.target_step(n + 1) * 1e3);
   s.draft_view = std::move(view);
   s.outstanding_epoch = s.epoch;
   drafter_->post(r);
@@ -442,12 +445,14 @@ void Engine::plan_step(int g) {
   int budget = o_.prefill_chunk;
   gs.slots.clear();
   gs.rows_planned = 0;
+  gs.has_prefill = false;
   for (auto& sp : slots_) {
     if (!sp || sp->group != g || sp->in_flight || sp->finished) continue;
     StepChunk c;
     if (!plan(*sp, c, budget)) continue;
     full = full || wants_full(*sp);
     gs.rows_planned += static_cast<int>(c.tokens.size());
+    gs.has_prefill = gs.has_prefill || (!c.all_logits && c.tokens.size() > 1);
     gs.slots.push_back(sp->slot);
     st.chunks.push_back(std::move(c));
   }
@@ -474,7 +479,9 @@ void Engine::process(const StepResult& r, int g) {
   GroupState& gs = groups_[g];
   gs.in_flight = false;
   const double dt = now() - gs.t_submit;
-  gamma_.record_target_step(gs.rows, dt);
+  // Decode and verification steps only: prefill chunks would teach the draft-length model the
+  // cost of prompt processing instead of the cost of verifying a block.
+  if (!gs.has_prefill) gamma_.record_target_step(gs.rows, dt);
   {
     std::lock_guard lk(mu_);
     ++info_.target_steps;

@@ -124,6 +124,7 @@ class Engine {
     double t_submit = 0;
     int rows = 0;
     int rows_planned = 0;  // while planning: rows of the sequences planned so far
+    bool has_prefill = false;
   };
   std::vector<GroupState> groups_;
   std::deque<int> flight_order_;  // groups with a step in flight, oldest first
