@@ -27,17 +27,6 @@ struct DecodeOptions {
 
 double seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    const size_t j = std::min(s.find(',', i), s.size());
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 struct Runner {
   const ShardModel& m;
   KvCache& kv;
@@ -86,7 +75,6 @@ int run_decode(DecodeOptions& o) {
   }
   std::vector<int> threads;
   for (const auto& t : split_list(o.threads)) threads.push_back(std::stoi(t));
-  const int max_threads = *std::max_element(threads.begin(), threads.end());
   std::vector<std::unique_ptr<ThreadPool>> pools;
   for (int t : threads) pools.push_back(std::make_unique<ThreadPool>(t));
 
@@ -108,7 +96,7 @@ int run_decode(DecodeOptions& o) {
       spdlog::error("{}", kv.error().message);
       return 1;
     }
-    Runner r{*m, *kv};
+    Runner r{*m, *kv, {}, {}, {}, {}};
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(std::max(o.prompt_tokens, o.ctx_test));
     for (auto& t : prompt) t = static_cast<int32_t>(rng() % c.n_vocab);
@@ -168,7 +156,6 @@ int run_decode(DecodeOptions& o) {
       if (ti > 0) j["speedup_vs_1st_threads"] = median(dec[ti]) / median(dec[0]);
       rows.push_back(std::move(j));
     }
-    (void)max_threads;
   }
   print_table(rows, {{"weight_type", "type"}, {"threads", "threads"}, {"prompt_tok_s", "prompt tok/s"},
                      {"decode_tok_s", "decode tok/s"}, {"weight_gb_s", "weights GB/s"}, {"mem_bw_gb_s", "read BW GB/s"},
@@ -184,11 +171,7 @@ void add_bench_decode(CLI::App& bench) {
   auto* c = bench.add_subcommand("decode", "Single-rank prompt and decode speed against the memory-bandwidth roofline");
   c->add_option("--model,-m", o->model, "Model to measure (default: synthetic models of --types at the given shape)");
   c->add_option("--types", o->types, "Weight types of the synthetic models, comma-separated");
-  c->add_option("--dim", o->shape.dim, "Synthetic shape: embedding size");
-  c->add_option("--layers", o->shape.n_layers, "Synthetic shape: layers");
-  c->add_option("--heads", o->shape.n_heads, "Synthetic shape: attention heads");
-  c->add_option("--kv-heads", o->shape.n_kv_heads, "Synthetic shape: KV heads");
-  c->add_option("--ffn", o->shape.ffn_dim, "Synthetic shape: feed-forward size");
+  add_shape_options(*c, o->shape);
   c->add_option("--threads", o->threads, "Thread counts to compare, comma-separated");
   c->add_option("--prompt-tokens", o->prompt_tokens, "Prompt length for prompt processing")->check(CLI::Range(1, 8192));
   c->add_option("--gen-tokens", o->gen_tokens, "Decode steps per measurement")->check(CLI::Range(1, 8192));

@@ -12,6 +12,24 @@ namespace tandem::bench {
 
 namespace fs = std::filesystem;
 
+void add_shape_options(CLI::App& c, SynthOptions& o) {
+  c.add_option("--dim", o.dim, "Synthetic shape: embedding size");
+  c.add_option("--layers", o.n_layers, "Synthetic shape: layers");
+  c.add_option("--heads", o.n_heads, "Synthetic shape: attention heads");
+  c.add_option("--kv-heads", o.n_kv_heads, "Synthetic shape: KV heads");
+  c.add_option("--ffn", o.ffn_dim, "Synthetic shape: feed-forward size");
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t a = 0; a <= s.size();) {
+    const size_t b = std::min(s.find(',', a), s.size());
+    if (b > a) out.push_back(s.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
 std::string default_vocab() {
   if (const char* v = std::getenv("TANDEM_VOCAB")) return v;
   std::error_code ec;

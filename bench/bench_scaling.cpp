@@ -21,13 +21,7 @@ int run_scaling(ScalingOptions& o) {
   const double bw1 = measure_read_bandwidth_gbs(p1), bw2 = measure_read_bandwidth_gbs(p2);
   spdlog::info("read bandwidth: {:.1f} GB/s with 1 thread, {:.1f} GB/s with 2", bw1, bw2);
   std::vector<Json> all;
-  std::vector<std::string> types;
-  for (size_t a = 0; a <= o.types.size(); ) {
-    const size_t b = std::min(o.types.find(',', a), o.types.size());
-    if (b > a) types.push_back(o.types.substr(a, b - a));
-    a = b + 1;
-  }
-  for (const auto& t : types) {
+  for (const auto& t : split_list(o.types)) {
     std::string model = o.model;
     if (model.empty()) {
       SynthOptions so = o.shape;
@@ -91,11 +85,7 @@ void add_bench_scaling(CLI::App& bench) {
   auto* c = bench.add_subcommand("scaling", "Strong scaling: tp=1 vs tp=2, and pp=1 vs pp=2 with concurrent sequences");
   c->add_option("--model,-m", o->model, "Model (default: synthetic TinyLlama-1.1B shape per --types)");
   c->add_option("--types", o->types, "Weight types, comma-separated");
-  c->add_option("--dim", o->shape.dim, "Synthetic shape: embedding size");
-  c->add_option("--layers", o->shape.n_layers, "Synthetic shape: layers");
-  c->add_option("--heads", o->shape.n_heads, "Synthetic shape: heads");
-  c->add_option("--kv-heads", o->shape.n_kv_heads, "Synthetic shape: KV heads");
-  c->add_option("--ffn", o->shape.ffn_dim, "Synthetic shape: feed-forward size");
+  add_shape_options(*c, o->shape);
   c->add_option("--seqs", o->seqs, "Concurrent sequences for the pipeline comparison");
   c->add_option("--gen-tokens", o->gen_tokens, "Tokens generated per sequence");
   c->add_option("--reps", o->reps, "Repetitions (interleaved; medians)");

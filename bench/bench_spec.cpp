@@ -16,20 +16,10 @@ namespace {
 
 struct SpecOptions {
   SynthOptions shape;
-  std::string type = "q4_0", scales = "0.08,0.035,0.015", work_dir = "bench-models", json, ngram_model;
+  std::string type = "q8_0", scales = "0.08,0.035,0.015", work_dir = "bench-models", json, ngram_model;
   int reps = 3, gen_tokens = 64, draft_layers = 1;
   bool auto_rows = true;
 };
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t a = 0; a <= s.size();) {
-    const size_t b = std::min(s.find(',', a), s.size());
-    if (b > a) out.push_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
-}
 
 int run_spec(SpecOptions& o) {
   auto wt = parse_weight_type(o.type);
@@ -39,7 +29,7 @@ int run_spec(SpecOptions& o) {
   }
   std::vector<Json> all;
   const std::string g = std::to_string(o.gen_tokens);
-  for (const auto& sc : split(o.scales)) {
+  for (const auto& sc : split_list(o.scales)) {
     SynthOptions so = o.shape;
     so.type = *wt;
     so.residual_scale = std::stof(sc);
@@ -117,11 +107,7 @@ void add_bench_spec(CLI::App& bench) {
   c->add_option("--type", o->type, "Weight type of the synthetic target and draft");
   c->add_option("--scales", o->scales, "Residual scales (lower: the draft agrees more), comma-separated");
   c->add_option("--draft-layers", o->draft_layers, "Layers of the synthetic draft");
-  c->add_option("--dim", o->shape.dim, "Synthetic shape: embedding size");
-  c->add_option("--layers", o->shape.n_layers, "Synthetic shape: layers");
-  c->add_option("--heads", o->shape.n_heads, "Synthetic shape: heads");
-  c->add_option("--kv-heads", o->shape.n_kv_heads, "Synthetic shape: KV heads");
-  c->add_option("--ffn", o->shape.ffn_dim, "Synthetic shape: feed-forward size");
+  add_shape_options(*c, o->shape);
   c->add_option("--gen-tokens", o->gen_tokens, "Tokens generated per run");
   c->add_option("--reps", o->reps, "Repetitions (interleaved; medians)");
   c->add_option("--ngram-model", o->ngram_model, "Also measure the n-gram drafter with this (real) model");

@@ -64,16 +64,20 @@ void attention(const ShardModel& m, const KvCache& kv, int layer, const BatchRow
       if (nq <= 0) continue;
       const int n_pos = b.pos[row] + 1;
       sc.resize(static_cast<size_t>(nq) * n_pos);
-      const float* q = s.q.data() + static_cast<int64_t>(row) * qdim + (h0 - r.q_head_begin) * hd;
+      // The 1/sqrt(d) scale goes on q (head_dim multiplies) rather than on every score.
+      float* q = s.q.data() + static_cast<int64_t>(row) * qdim + (h0 - r.q_head_begin) * hd;
+      for (int i = 0; i < nq * hd; ++i) q[i] *= scale;
       attn_scores(q, nq, hd, kv.head(0, layer, b.slot[row], g), kv.row_stride(), kv.cfg.type, n_pos, sc.data());
-      for (int h = 0; h < nq; ++h) {
-        float* p = sc.data() + static_cast<int64_t>(h) * n_pos;
-        for (int j = 0; j < n_pos; ++j) p[j] *= scale;
-        softmax(p, n_pos);
-      }
+      float sums[256];
+      for (int h = 0; h < nq; ++h) sums[h] = exp_shifted(sc.data() + static_cast<int64_t>(h) * n_pos, n_pos);
       float* out = s.att.data() + static_cast<int64_t>(row) * qdim + (h0 - r.q_head_begin) * hd;
       std::fill(out, out + static_cast<int64_t>(nq) * hd, 0.0f);
       attn_values(sc.data(), nq, n_pos, kv.head(1, layer, b.slot[row], g), kv.row_stride(), kv.cfg.type, hd, out);
+      // Normalise the weighted values once per head instead of every probability.
+      for (int h = 0; h < nq; ++h) {
+        const float inv = 1.0f / sums[h];
+        for (int d = 0; d < hd; ++d) out[h * hd + d] *= inv;
+      }
     }
   });
 }

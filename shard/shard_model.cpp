@@ -59,6 +59,9 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
   m.ranges = *ranges;
   const ShardRanges& r = m.ranges;
   const int hd = c.head_dim;
+  if (c.n_heads / c.n_kv_heads > 256)
+    return make_error("{}: {} query heads per KV head is more than the attention kernels take (256)", f.path,
+                      c.n_heads / c.n_kv_heads);
 
   // Column-parallel: this rank's output rows. Row-parallel: this rank's input columns of every row.
   auto rows = [&](const TensorRef* t, int64_t row0, int64_t n) {
