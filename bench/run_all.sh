@@ -23,6 +23,7 @@ $B/tandem bench scaling --types q8_0,q4_0 --reps "$REPS" --work-dir "$WORK" --js
 echo "== bench spec (AR / SD / PEARL / auto at three acceptance levels, n-gram)"
 $B/tandem bench spec --type q8_0 --reps "$REPS" --ngram-model "$STORIES" --work-dir "$WORK" \
   --json "$OUT/spec.json" | tee "$OUT/spec.txt"
+$B/tandem bench spec --type q4_0 --reps "$REPS" --work-dir "$WORK" --json "$OUT/spec_q4_0.json" | tee "$OUT/spec_q4_0.txt"
 
 echo "== tandem client bench (server on the 1.1B shape, Q8_0; concurrency 1 vs 8)"
 MODEL=$(ls "$WORK"/synth-d2048-l22-h32-kv4-f5632-q8_0-s1-r0.05.gguf)
@@ -38,11 +39,10 @@ for c in 1 8; do
   $B/tandem client bench --addr "$ADDR" --requests 16 --concurrency $c --max-tokens 64 \
     --json "$OUT/client_c$c.json" | tee "$OUT/client_c$c.txt"
 done
-# Server overhead on time to first token: the same prompt through tandem generate and the server.
-$B/tandem generate -m "$MODEL" --prompt "Once upon a time" -n 8 --ignore-eos 2>&1 | grep -o "prompt: .*" | tee "$OUT/ttft_generate.txt"
-for _ in 1 2 3; do
-  $B/tandem client generate --addr "$ADDR" --prompt "Once upon a time" --max-tokens 8 --ignore-eos 2>&1 >/dev/null | tail -1
-done | tee "$OUT/ttft_server.txt"
 kill -TERM $SERVER; wait $SERVER || true
 trap - EXIT
+echo "== server overhead on time to first token (tiny real model, then the 1.1B shape)"
+bash bench/ttft.sh "$STORIES" "$OUT" | tee "$OUT/ttft.txt"
+cp "$OUT/ttft.json" "$OUT/ttft_stories.json"
+bash bench/ttft.sh "$MODEL" "$OUT" | tee -a "$OUT/ttft.txt"
 echo "results in $OUT/"

@@ -103,7 +103,7 @@ int generate(GenerateOptions& o) {
   }
   const Usage& u = last.usage;
   const double gen_s = (u.total_ms - u.ttft_ms) / 1e3;
-  spdlog::info("prompt: {} tokens in {:.1f} ms ({:.1f} tok/s); generation: {} tokens, {:.2f} tok/s; finish: {}",
+  spdlog::info("prompt: {} tokens in {:.2f} ms ({:.1f} tok/s); generation: {} tokens, {:.2f} tok/s; finish: {}",
                u.prompt_tokens, u.ttft_ms, u.prompt_tokens / std::max(1e-9, u.ttft_ms / 1e3), u.completion_tokens,
                u.completion_tokens > 1 ? (u.completion_tokens - 1) / std::max(1e-9, gen_s) : 0.0, to_string(last.reason));
   if (o.verbose) print_counters(engine.info(), u);
