@@ -6,6 +6,7 @@
 //   tandem_kernel_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N] ...
 //   tandem_kernel_bench --roofline[=TYPE] [--rounds=N]   (interleaved GB/s table, medians)
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
@@ -118,6 +119,35 @@ void BM_matmul(benchmark::State& st, WeightType t, int64_t rows, int64_t cols) {
   st.counters["rows/s"] = benchmark::Counter(static_cast<double>(n_rows) * it, benchmark::Counter::kIsRate);
 }
 
+// The alternative the engine could use for batches: OpenBLAS sgemm on F32 weights — the whole
+// matrix at once for F32, dequantised tile by tile (256 rows, so a tile stays in L2) otherwise. Same operands and output as
+// BM_matmul with n_rows rows, one thread.
+void BM_sgemm(benchmark::State& st, WeightType t, int64_t rows, int64_t cols) {
+  const int64_t n_rows = st.range(0);
+  openblas_set_num_threads(1);
+  const auto src = random_rows(t, rows, cols);
+  const size_t rb = row_bytes(t, cols);
+  constexpr int64_t kTile = 256;
+  std::vector<float> tile(static_cast<size_t>(kTile * cols));
+  const auto x = random_floats(n_rows * cols, 1);
+  std::vector<float> y(n_rows * rows);
+  for (auto _ : st) {
+    // F32 needs no conversion: one sgemm over the whole matrix, OpenBLAS's best case.
+    const int64_t step = t == WeightType::F32 ? rows : kTile;
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+      const int64_t n = std::min(step, rows - r0);
+      const float* w = tile.data();
+      if (t == WeightType::F32) w = reinterpret_cast<const float*>(src.data() + r0 * rb);
+      else
+        for (int64_t r = 0; r < n; ++r) dequantize_row(t, src.data() + (r0 + r) * rb, tile.data() + r * cols, cols);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_rows), static_cast<int>(n),
+                  static_cast<int>(cols), 1.f, x.data(), static_cast<int>(cols), w, static_cast<int>(cols), 0.f,
+                  y.data() + r0, static_cast<int>(rows));
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
 // Attention over a cache of n_pos positions for one query row: 32 query heads, 4 KV heads of 64
 // (TinyLlama), F16 cache; scores for all heads then the weighted value sum, as a layer does.
 void BM_attention(benchmark::State& st) {
@@ -213,6 +243,15 @@ void print_summary(const Collector& c) {
       if (m64) std::printf("%9.2f", m64->real_ns / g1->real_ns);
       std::printf("\n");
     }
+  std::printf("\n64-row batch, 1 thread: own GEMM vs OpenBLAS sgemm (on dequantised 256-row tiles)\n");
+  for (WeightType t : kTypes)
+    for (const auto& s : kShapes) {
+      const auto* own = get("matmul/" + key(t, s) + "/64/1/real_time");
+      const auto* blas = get("sgemm/" + key(t, s) + "/64/real_time");
+      if (!own || !blas) continue;
+      std::printf("%-16s own %9.1f us   sgemm %9.1f us   sgemm/own %5.2f\n", key(t, s).c_str(), own->real_ns / 1e3,
+                  blas->real_ns / 1e3, blas->real_ns / own->real_ns);
+    }
   // One TinyLlama decode step on one thread: per layer q, k, v, o, gate, up, down GEMVs, plus
   // the head; attention at 2048 positions costs 22 × (one layer of the attention benchmark).
   const auto* a0 = get("attention/16/real_time");
@@ -305,6 +344,9 @@ int main(int argc, char** argv) {
       auto* b = benchmark::RegisterBenchmark(("matmul/" + key(t, s)).c_str(), BM_matmul, t, s.rows, s.cols);
       b->Args({1, 1})->Args({1, 2})->Args({64, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
       if (s.rows == 2048 && s.cols == 2048) b->Args({8, 1})->Args({64, 2});
+      if (s.rows == 2048 && (s.cols == 2048 || s.cols == 5632))
+        benchmark::RegisterBenchmark(("sgemm/" + key(t, s)).c_str(), BM_sgemm, t, s.rows, s.cols)
+            ->Arg(64)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
   benchmark::RegisterBenchmark("pool_dispatch", BM_pool_dispatch)->Arg(2)->UseRealTime();
   benchmark::RegisterBenchmark("attention", BM_attention)->Arg(16)->Arg(512)->Arg(2048)->UseRealTime()->Unit(benchmark::kMicrosecond);
