@@ -22,6 +22,15 @@ INL __m256 load8(const uint8_t* row, int d, int head_dim, bool f16) {
 
 constexpr int kMaxHeadDim = 512;
 
+// Rows this many positions ahead are prefetched: a head's history streams from DRAM at long
+// context, and the loops do too little work per row for the hardware prefetchers to stay ahead
+// (see attention_kernels_avx512.cpp).
+constexpr int64_t kPrefetchRows = 32;
+
+INL void prefetch_bytes(const uint8_t* p, int bytes) {
+  for (int b = 0; b < bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(p + b), _MM_HINT_T0);
+}
+
 // One lane per head (8 heads per pass, q transposed to [d][head]), four positions at a time as
 // independent chains; each score is the fma chain over d of attention_kernels.h.
 template <bool F16>
@@ -35,6 +44,8 @@ void scores_t(const float* q, int n_q, int head_dim, const uint8_t* k, size_t st
       for (int h = 0; h < 8; ++h) qt[d * 8 + h] = h < nh ? q[(h0 + h) * head_dim + d] : 0.f;
     for (int64_t j0 = 0; j0 < n_pos; j0 += 4) {
       const int np = n_pos - j0 < 4 ? static_cast<int>(n_pos - j0) : 4;
+      if (j0 + kPrefetchRows + 4 <= n_pos)
+        for (int p = 0; p < 4; ++p) prefetch_bytes(k + (j0 + kPrefetchRows + p) * stride, head_dim * (F16 ? 2 : 4));
       for (int p = 0; p < 4; ++p) {
         const uint8_t* row = k + (j0 + (p < np ? p : 0)) * stride;
         for (int d = 0; d < head_dim; d += 8) _mm256_store_ps(kf[p] + d, load8(row, d, head_dim, F16));
@@ -94,6 +105,7 @@ void values_t(const float* p, int n_q, int64_t n_pos, const uint8_t* v, size_t s
         acc[h][1] = two ? _mm256_loadu_ps(out + (h0 + h) * head_dim + d + 8) : _mm256_setzero_ps();
       }
       for (int64_t j = 0; j < n_pos; ++j) {
+        if (j + kPrefetchRows < n_pos) prefetch_bytes(v + (j + kPrefetchRows) * stride + d * (F16 ? 2 : 4), 16 * (F16 ? 2 : 4));
         const __m256 v0 = load8(v + j * stride, d, head_dim, F16), v1 = load8(v + j * stride, d + 8, head_dim, F16);
         for (int h = 0; h < nh; ++h) {
           const __m256 pb = _mm256_set1_ps(p[(h0 + h) * n_pos + j]);

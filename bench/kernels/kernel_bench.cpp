@@ -150,27 +150,34 @@ void BM_sgemm(benchmark::State& st, WeightType t, int64_t rows, int64_t cols) {
 
 // Attention over a cache of n_pos positions for one query row: 32 query heads, 4 KV heads of 64
 // (TinyLlama), F16 cache; scores for all heads then the weighted value sum, as a layer does.
+// Arg 1 = 1: rotate over enough caches (one per layer, as a decode step does) to exceed the L3, so
+// K/V stream from DRAM as they do in a real decode at long context.
 void BM_attention(benchmark::State& st) {
   const int64_t n_pos = st.range(0);
+  const bool dram = st.range(1) != 0;
   const int n_q = 8, head_dim = 64, n_kv = 4;
-  const size_t stride = static_cast<size_t>(n_kv) * head_dim * 2;  // [pos][kv_head][dim] f16
-  std::vector<uint16_t> k(n_pos * n_kv * head_dim), v(k.size());
-  const auto kf = random_floats(k.size(), 3), vf = random_floats(v.size(), 4);
-  f32_to_kv(kf.data(), k.data(), static_cast<int64_t>(k.size()), WeightType::F16);
-  f32_to_kv(vf.data(), v.data(), static_cast<int64_t>(v.size()), WeightType::F16);
+  const size_t stride = static_cast<size_t>(head_dim) * 2;  // [kv_head][pos][dim] f16, as KvCache stores it
+  const size_t n = static_cast<size_t>(n_pos) * n_kv * head_dim;  // elements of one K (or V) cache
+  const size_t copies = dram ? std::max<size_t>(1, (kStreamTarget / 4 + 4 * n - 1) / (4 * n)) : 1;
+  std::vector<uint16_t> kv(2 * n * copies);
+  const auto kf = random_floats(2 * n, 3);
+  for (size_t c = 0; c < copies; ++c) f32_to_kv(kf.data(), kv.data() + 2 * n * c, static_cast<int64_t>(2 * n), WeightType::F16);
   const auto q = random_floats(n_q * head_dim, 5);
   std::vector<float> scores(n_q * n_pos), out(n_q * head_dim);
+  size_t it = 0;
   for (auto _ : st) {
+    const uint16_t* k = kv.data() + 2 * n * (it++ % copies);
+    const uint16_t* v = k + n;
     for (int h = 0; h < n_kv; ++h) {
-      const auto* kb = reinterpret_cast<const uint8_t*>(k.data()) + h * head_dim * 2;
-      const auto* vb = reinterpret_cast<const uint8_t*>(v.data()) + h * head_dim * 2;
+      const auto* kb = reinterpret_cast<const uint8_t*>(k + static_cast<size_t>(h) * n_pos * head_dim);
+      const auto* vb = reinterpret_cast<const uint8_t*>(v + static_cast<size_t>(h) * n_pos * head_dim);
       attn_scores(q.data(), n_q, head_dim, kb, stride, WeightType::F16, n_pos, scores.data());
       std::fill(out.begin(), out.end(), 0.f);
       attn_values(scores.data(), n_q, n_pos, vb, stride, WeightType::F16, head_dim, out.data());
     }
     benchmark::DoNotOptimize(out.data());
   }
-  st.counters["KV GB/s"] = benchmark::Counter(2.0 * static_cast<double>(k.size()) * 2 * static_cast<double>(st.iterations()) / 1e9,
+  st.counters["KV GB/s"] = benchmark::Counter(2.0 * static_cast<double>(n) * 2 * static_cast<double>(st.iterations()) / 1e9,
                                               benchmark::Counter::kIsRate);
 }
 
@@ -254,8 +261,8 @@ void print_summary(const Collector& c) {
     }
   // One TinyLlama decode step on one thread: per layer q, k, v, o, gate, up, down GEMVs, plus
   // the head; attention at 2048 positions costs 22 × (one layer of the attention benchmark).
-  const auto* a0 = get("attention/16/real_time");
-  const auto* a2k = get("attention/2048/real_time");
+  const auto* a0 = get("attention/16/0/real_time");
+  const auto* a2k = get("attention/2048/1/real_time");
   for (WeightType t : kTypes) {
     auto t1 = [&](const char* shape) -> double {
       const auto* r = get("matmul/" + std::string(name(t)) + "/" + shape + "/1/1/real_time");
@@ -349,7 +356,8 @@ int main(int argc, char** argv) {
             ->Arg(64)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
   benchmark::RegisterBenchmark("pool_dispatch", BM_pool_dispatch)->Arg(2)->UseRealTime();
-  benchmark::RegisterBenchmark("attention", BM_attention)->Arg(16)->Arg(512)->Arg(2048)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("attention", BM_attention)
+      ->Args({16, 0})->Args({512, 0})->Args({2048, 0})->Args({2048, 1})->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   Collector c;
