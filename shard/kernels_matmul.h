@@ -71,6 +71,27 @@ size_t packed_bytes(WeightType t, int64_t rows, int64_t cols);
 int aux_words(WeightType t);
 bool is_quantized(WeightType t);
 
+// The aux words of one activation block (the encoding above) from the sums of its quants over
+// consecutive 16-column pieces (bc / 16 of them). `static`: each kernel file is compiled for its
+// own instruction set, and one shared out-of-line copy could carry AVX-512 code into the others.
+static inline void block_aux(WeightType t, const int32_t* sums16, int32_t* ab) {
+  switch (t) {
+    case WeightType::Q8_0: ab[0] = -128 * (sums16[0] + sums16[1]); break;
+    case WeightType::Q4_0: ab[0] = -8 * (sums16[0] + sums16[1]); break;
+    case WeightType::Q4_K:
+      for (int p = 0; p < 4; ++p) {
+        const uint32_t s0 = static_cast<uint16_t>(sums16[4 * p] + sums16[4 * p + 1]);
+        const uint32_t s1 = static_cast<uint16_t>(sums16[4 * p + 2] + sums16[4 * p + 3]);
+        ab[p] = static_cast<int32_t>(s0 | (s1 << 16));
+      }
+      break;
+    case WeightType::Q6_K:
+      for (int s = 0; s < 16; ++s) ab[s] = -32 * sums16[s];
+      break;
+    default: break;
+  }
+}
+
 struct Act {
   const float* x = nullptr;  // float activations (row stride cols)
   const int8_t* q = nullptr;

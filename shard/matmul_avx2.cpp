@@ -80,22 +80,7 @@ void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, i
       const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + i), b8);
     }
-    int32_t* ab = aux + b * aw;
-    switch (t) {
-      case WeightType::Q8_0: ab[0] = -128 * (sums16[0] + sums16[1]); break;
-      case WeightType::Q4_0: ab[0] = -8 * (sums16[0] + sums16[1]); break;
-      case WeightType::Q4_K:
-        UNROLL for (int p = 0; p < 4; ++p) {
-          const uint32_t s0 = static_cast<uint16_t>(sums16[4 * p] + sums16[4 * p + 1]);
-          const uint32_t s1 = static_cast<uint16_t>(sums16[4 * p + 2] + sums16[4 * p + 3]);
-          ab[p] = static_cast<int32_t>(s0 | (s1 << 16));
-        }
-        break;
-      case WeightType::Q6_K:
-        UNROLL for (int s = 0; s < 16; ++s) ab[s] = -32 * sums16[s];
-        break;
-      default: break;
-    }
+    block_aux(t, sums16, aux + b * aw);
   }
 }
 

@@ -56,22 +56,7 @@ void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, i
       _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + i), _mm512_cvtepi32_epi8(v));
       sums16[i / 16] = _mm512_reduce_add_epi32(v);
     }
-    int32_t* ab = aux + b * aw;
-    switch (t) {
-      case WeightType::Q8_0: ab[0] = -128 * (sums16[0] + sums16[1]); break;
-      case WeightType::Q4_0: ab[0] = -8 * (sums16[0] + sums16[1]); break;
-      case WeightType::Q4_K:
-        UNROLL for (int p = 0; p < 4; ++p) {
-          const uint32_t s0 = static_cast<uint16_t>(sums16[4 * p] + sums16[4 * p + 1]);
-          const uint32_t s1 = static_cast<uint16_t>(sums16[4 * p + 2] + sums16[4 * p + 3]);
-          ab[p] = static_cast<int32_t>(s0 | (s1 << 16));
-        }
-        break;
-      case WeightType::Q6_K:
-        UNROLL for (int s = 0; s < 16; ++s) ab[s] = -32 * sums16[s];
-        break;
-      default: break;
-    }
+    block_aux(t, sums16, aux + b * aw);
   }
 }
 

@@ -46,26 +46,13 @@ void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, i
     const float id = amax != 0 ? 127.f / amax : 0.f;
     d[b] = amax / 127.f;
     for (int64_t i = 0; i < bc; ++i) qb[i] = quant8(xb[i] * id);
-    int32_t* ab = aux + b * aw;
-    auto sum = [&](int from, int n) {
-      int s = 0;
-      for (int i = from; i < from + n; ++i) s += qb[i];
-      return s;
-    };
-    switch (t) {
-      case WeightType::Q8_0: ab[0] = -128 * sum(0, 32); break;
-      case WeightType::Q4_0: ab[0] = -8 * sum(0, 32); break;
-      case WeightType::Q4_K:
-        for (int p = 0; p < 4; ++p) {
-          const uint32_t lo = static_cast<uint16_t>(sum(64 * p, 32)), hi = static_cast<uint16_t>(sum(64 * p + 32, 32));
-          ab[p] = static_cast<int32_t>(lo | (hi << 16));
-        }
-        break;
-      case WeightType::Q6_K:
-        for (int s = 0; s < 16; ++s) ab[s] = -32 * sum(16 * s, 16);
-        break;
-      default: break;
+    int32_t sums16[16];
+    for (int64_t i = 0; i < bc; i += 16) {
+      int32_t sum = 0;
+      for (int64_t k = i; k < i + 16; ++k) sum += qb[k];
+      sums16[i / 16] = sum;
     }
+    block_aux(t, sums16, aux + b * aw);
   }
 }
 
