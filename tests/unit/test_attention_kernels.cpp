@@ -11,18 +11,13 @@
 #include "shard/cpu_features.h"
 #include "shard/kernels_attention.h"
 #include "shard/quant.h"
+#include "tests/unit/gaussian.h"
 
 using namespace tandem;
 
 namespace {
 
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::gaussian;
 
 // A cache of n_pos rows, each `stride` bytes (room for other heads in between), head at `offset`.
 struct Cache {

@@ -13,6 +13,7 @@
 #include "shard/matmul.h"
 #include "shard/quant.h"
 #include "shard/thread_pool.h"
+#include "tests/unit/gaussian.h"
 
 using namespace tandem;
 
@@ -42,10 +43,7 @@ Source make_source(WeightType t, int64_t rows, int64_t cols, uint32_t seed) {
 }
 
 std::vector<float> make_x(int64_t n_rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> n(0.f, 1.f);
-  std::vector<float> x(n_rows * cols);
-  for (auto& v : x) v = n(rng);
+  std::vector<float> x = test::gaussian(static_cast<size_t>(n_rows * cols), seed);
   for (int64_t i = 0; i < cols; i += 97) x[i] *= 8;  // some outliers, as real activations have
   return x;
 }

@@ -12,6 +12,7 @@
 
 #include "shard/quant.h"
 #include "shard/weight_type.h"
+#include "tests/unit/gaussian.h"
 
 using namespace tandem;
 
@@ -23,13 +24,7 @@ float bits_float(uint32_t u) {
   return f;
 }
 
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using test::gaussian;
 
 void put_u16(std::vector<uint8_t>& b, size_t off, uint16_t v) { std::memcpy(b.data() + off, &v, 2); }
 
