@@ -12,6 +12,7 @@ REPS=${REPS:-3}
 STORIES=../shared/testdata/models/stories260K.gguf
 mkdir -p "$OUT" "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. bench/serve_lib.sh
 
 echo "== bench decode (single rank, roofline)"
 $B/tandem bench decode --types q4_0,q8_0,q4_k,f16 --threads 1,2 --reps "$REPS" --ctx-test 2048 \
@@ -27,19 +28,13 @@ $B/tandem bench spec --type q4_0 --reps "$REPS" --work-dir "$WORK" --json "$OUT/
 
 echo "== tandem client bench (server on the 1.1B shape, Q8_0; concurrency 1 vs 8)"
 MODEL=$(ls "$WORK"/synth-d2048-l22-h32-kv4-f5632-q8_0-s1-r0.05.gguf)
-PORTF=$(mktemp)
-$B/tandem-mpirun serve -m "$MODEL" --max-seqs 8 --listen 127.0.0.1:0 --port-file "$PORTF" --speculation off \
-  >"$OUT/serve.log" 2>&1 &
-SERVER=$!
-trap 'kill -TERM $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 120); do [ -s "$PORTF" ] && break; sleep 1; done
-ADDR=127.0.0.1:$(cat "$PORTF")
-$B/tandem client health --addr "$ADDR" --wait 300
+trap 'kill -TERM ${SERVER:-} 2>/dev/null || true' EXIT
+start_server "$OUT/serve.log" -m "$MODEL" --max-seqs 8 --speculation off
 for c in 1 8; do
   $B/tandem client bench --addr "$ADDR" --requests 16 --concurrency $c --max-tokens 64 \
     --json "$OUT/client_c$c.json" | tee "$OUT/client_c$c.txt"
 done
-kill -TERM $SERVER; wait $SERVER || true
+stop_server
 trap - EXIT
 echo "== server overhead on time to first token (tiny real model, then the 1.1B shape)"
 bash bench/ttft.sh "$STORIES" "$OUT" | tee "$OUT/ttft.txt"

@@ -13,16 +13,12 @@ N=${N:-20}
 PROMPT="Once upon a time"
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. bench/serve_lib.sh
 TMP=$(mktemp -d)
 trap 'kill -TERM ${SERVER:-} 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 echo "$PROMPT" >"$TMP/prompt.txt"
-$B/tandem-mpirun serve -m "$MODEL" --max-seqs 4 --listen 127.0.0.1:0 --port-file "$TMP/port" --speculation off \
-  >"$TMP/serve.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 300); do [ -s "$TMP/port" ] && break; sleep 1; done
-ADDR=127.0.0.1:$(cat "$TMP/port")
-$B/tandem client health --addr "$ADDR" --wait 300 >/dev/null
+start_server "$TMP/serve.log" -m "$MODEL" --max-seqs 4 --speculation off
 
 # Interleaved rounds so that drift of the shared machine hits both sides alike.
 : >"$TMP/gen.txt"
@@ -31,8 +27,7 @@ for round in 1 2 3 4 5; do
   $B/tandem client bench --addr "$ADDR" --requests "$N" --concurrency 1 --max-tokens 1 \
     --prompts-file "$TMP/prompt.txt" --json "$TMP/c$round.json" >/dev/null
 done
-kill -TERM $SERVER; wait $SERVER || true
-SERVER=
+stop_server
 
 python3 - "$TMP" "$MODEL" "$OUT/ttft.json" <<'EOF'
 import json, statistics, sys, glob
