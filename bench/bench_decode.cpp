@@ -11,10 +11,10 @@
 #include "bench/bench_commands.h"
 #include "bench/bench_models.h"
 #include "bench/bench_report.h"
-#include "shard/llama_forward.h"
+#include "shard/model/llama_forward.h"
 #include "shard/log.h"
-#include "shard/membw.h"
-#include "shard/model_file.h"
+#include "shard/kernels/membw.h"
+#include "shard/format/model_file.h"
 
 namespace tandem::bench {
 namespace {

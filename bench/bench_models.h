@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "shard/result.h"
-#include "shard/synth.h"
+#include "shard/format/synth.h"
 
 namespace tandem::bench {
 

@@ -7,7 +7,7 @@
 #include <ctime>
 #include <fstream>
 
-#include "shard/cpu_features.h"
+#include "shard/kernels/cpu_features.h"
 #include "shard/log.h"
 
 namespace tandem::bench {

@@ -21,7 +21,7 @@
 #include "decode/request.h"
 #include "decode/spec_verify.h"
 #include "dist/cluster.h"
-#include "shard/tokenizer.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace tandem {
 

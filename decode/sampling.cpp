@@ -8,7 +8,7 @@
 #include <cmath>
 #include <limits>
 
-#include "shard/cpu_features.h"
+#include "shard/kernels/cpu_features.h"
 
 // glibc's vector expf (libmvec, <= 4 ulp): the softmax over a 32000-token row is the largest cost
 // of sampling, and a scalar expf per token alone would spend most of the per-row budget.

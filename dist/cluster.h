@@ -9,7 +9,7 @@
 #include "dist/communicators.h"
 #include "dist/layout.h"
 #include "dist/model_group.h"
-#include "shard/model_file.h"
+#include "shard/format/model_file.h"
 
 namespace tandem {
 

@@ -11,10 +11,10 @@
 
 #include "dist/mpi_collectives.h"
 #include "dist/step.h"
-#include "shard/kv_cache.h"
-#include "shard/llama_forward.h"
-#include "shard/shard_model.h"
-#include "shard/thread_pool.h"
+#include "shard/model/kv_cache.h"
+#include "shard/model/llama_forward.h"
+#include "shard/model/shard_model.h"
+#include "shard/kernels/thread_pool.h"
 
 namespace tandem {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "shard/collectives.h"
+#include "shard/model/collectives.h"
 
 namespace tandem {
 

@@ -9,7 +9,7 @@
 
 #include "launch/commands.h"
 #include "shard/log.h"
-#include "shard/model_file.h"
+#include "shard/format/model_file.h"
 
 namespace tandem::cli {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "launch/commands.h"
 #include "shard/log.h"
-#include "shard/model_file.h"
-#include "shard/model_quantize.h"
+#include "shard/format/model_file.h"
+#include "shard/format/model_quantize.h"
 
 namespace tandem::cli {
 namespace {

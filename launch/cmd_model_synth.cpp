@@ -7,7 +7,7 @@
 
 #include "launch/commands.h"
 #include "shard/log.h"
-#include "shard/synth.h"
+#include "shard/format/synth.h"
 
 namespace tandem::cli {
 namespace {

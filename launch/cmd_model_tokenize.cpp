@@ -10,7 +10,7 @@
 
 #include "launch/commands.h"
 #include "shard/log.h"
-#include "shard/tokenizer.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::cli {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "shard/shard_spec.h"
+#include "shard/model/shard_spec.h"
 
 namespace tandem::rpc {
 namespace {

@@ -6,7 +6,7 @@
 #include "decode/engine.h"
 #include "dist/cluster.h"
 #include "rpc/tandem.pb.h"
-#include "shard/tokenizer.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::rpc {
 

@@ -10,7 +10,7 @@
 #include "rpc/convert.h"
 #include "rpc/tandem.grpc.pb.h"
 #include "shard/log.h"
-#include "shard/utf8.h"
+#include "shard/tokenizer/utf8.h"
 
 #ifndef TANDEM_VERSION
 #define TANDEM_VERSION "unknown"

@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "shard/attention_kernels.h"
-#include "shard/cpu_features.h"
-#include "shard/matmul.h"
-#include "shard/membw.h"
-#include "shard/quant.h"
-#include "shard/thread_pool.h"
+#include "shard/kernels/attention_kernels.h"
+#include "shard/kernels/cpu_features.h"
+#include "shard/kernels/matmul.h"
+#include "shard/kernels/membw.h"
+#include "shard/kernels/quant.h"
+#include "shard/kernels/thread_pool.h"
 
 using namespace tandem;
 

@@ -12,12 +12,12 @@
 #include <iterator>
 #include <random>
 
-#include "shard/gguf_reader.h"
-#include "shard/gguf_writer.h"
-#include "shard/llama2c_checkpoint.h"
-#include "shard/model_file.h"
-#include "shard/synth.h"
-#include "shard/tokenizer.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/format/llama2c_checkpoint.h"
+#include "shard/format/model_file.h"
+#include "shard/format/synth.h"
+#include "shard/tokenizer/tokenizer.h"
 
 using namespace tandem;
 

@@ -10,8 +10,8 @@
 
 #include "decode/worker_rank.h"
 #include "dist/polite_wait.h"
-#include "shard/synth.h"
-#include "shard/tokenizer.h"
+#include "shard/format/synth.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 

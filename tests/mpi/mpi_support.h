@@ -11,7 +11,7 @@
 
 #include "decode/engine.h"
 #include "dist/cluster.h"
-#include "shard/weight_type.h"
+#include "shard/kernels/weight_type.h"
 
 namespace tandem::mpitest {
 

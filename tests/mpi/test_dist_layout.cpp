@@ -19,8 +19,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "shard/collectives.h"
-#include "shard/llama_forward.h"
+#include "shard/model/collectives.h"
+#include "shard/model/llama_forward.h"
 #include "tests/mpi/mpi_support.h"
 
 namespace tandem::mpitest {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "shard/gguf_writer.h"
+#include "shard/format/gguf_writer.h"
 #include "tests/mpi/mpi_support.h"
 
 namespace tandem::mpitest {

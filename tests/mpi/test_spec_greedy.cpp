@@ -7,7 +7,7 @@
 // mixed inside one batch. The real pair also reproduces stories260K's published greedy output.
 #include <cstdio>
 
-#include "shard/tokenizer.h"
+#include "shard/tokenizer/tokenizer.h"
 #include "tests/mpi/mpi_support.h"
 
 namespace tandem::mpitest {

@@ -8,9 +8,9 @@
 #include <fstream>
 #include <functional>
 
-#include "shard/gguf_writer.h"
-#include "shard/model_quantize.h"
-#include "shard/quant.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/format/model_quantize.h"
+#include "shard/kernels/quant.h"
 
 namespace tandem::test {
 namespace {

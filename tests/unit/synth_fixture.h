@@ -8,15 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "shard/collectives.h"
-#include "shard/gguf_reader.h"
-#include "shard/kv_cache.h"
-#include "shard/llama_forward.h"
-#include "shard/model_file.h"
+#include "shard/model/collectives.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/model/kv_cache.h"
+#include "shard/model/llama_forward.h"
+#include "shard/format/model_file.h"
 #include "shard/result.h"
-#include "shard/shard_model.h"
-#include "shard/synth.h"
-#include "shard/thread_pool.h"
+#include "shard/model/shard_model.h"
+#include "shard/format/synth.h"
+#include "shard/kernels/thread_pool.h"
 
 namespace tandem::test {
 

@@ -7,10 +7,10 @@
 #include <random>
 #include <vector>
 
-#include "shard/attention_kernels.h"
-#include "shard/cpu_features.h"
-#include "shard/kernels_attention.h"
-#include "shard/quant.h"
+#include "shard/kernels/attention_kernels.h"
+#include "shard/kernels/cpu_features.h"
+#include "shard/kernels/kernels_attention.h"
+#include "shard/kernels/quant.h"
 #include "tests/unit/gaussian.h"
 
 using namespace tandem;

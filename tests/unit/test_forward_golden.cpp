@@ -6,9 +6,9 @@
 
 #include <fmt/format.h>
 
-#include "shard/llama_forward.h"
-#include "shard/model_file.h"
-#include "shard/model_quantize.h"
+#include "shard/model/llama_forward.h"
+#include "shard/format/model_file.h"
+#include "shard/format/model_quantize.h"
 #include "synth_fixture.h"
 
 using namespace tandem;

@@ -10,8 +10,8 @@
 #include <map>
 #include <numbers>
 
-#include "shard/gguf_writer.h"
-#include "shard/quant.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/kernels/quant.h"
 #include "synth_fixture.h"
 
 using namespace tandem;

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "shard/gguf_reader.h"
+#include "shard/format/gguf_reader.h"
 
 using namespace tandem;
 

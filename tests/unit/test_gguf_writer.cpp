@@ -5,8 +5,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "shard/gguf_reader.h"
-#include "shard/gguf_writer.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/format/gguf_writer.h"
 
 using namespace tandem;
 

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "shard/llama2c_checkpoint.h"
+#include "shard/format/llama2c_checkpoint.h"
 
 using namespace tandem;
 

@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "shard/kernels_matmul.h"
-#include "shard/matmul.h"
-#include "shard/quant.h"
-#include "shard/thread_pool.h"
+#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/matmul.h"
+#include "shard/kernels/quant.h"
+#include "shard/kernels/thread_pool.h"
 #include "tests/unit/gaussian.h"
 
 using namespace tandem;

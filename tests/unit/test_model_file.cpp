@@ -8,11 +8,11 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "shard/gguf_writer.h"
-#include "shard/model_file.h"
-#include "shard/model_quantize.h"
-#include "shard/quant.h"
-#include "shard/synth.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/format/model_file.h"
+#include "shard/format/model_quantize.h"
+#include "shard/kernels/quant.h"
+#include "shard/format/synth.h"
 
 using namespace tandem;
 namespace fs = std::filesystem;

@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "shard/quant.h"
-#include "shard/weight_type.h"
+#include "shard/kernels/quant.h"
+#include "shard/kernels/weight_type.h"
 #include "tests/unit/gaussian.h"
 
 using namespace tandem;

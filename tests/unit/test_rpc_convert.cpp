@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "rpc/convert.h"
-#include "shard/model_file.h"
+#include "shard/format/model_file.h"
 
 using namespace tandem;
 namespace v1 = tandem::v1;

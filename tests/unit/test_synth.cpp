@@ -10,12 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "shard/gguf_reader.h"
-#include "shard/gguf_writer.h"
-#include "shard/llama_forward.h"
-#include "shard/model_file.h"
-#include "shard/quant.h"
-#include "shard/synth.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/model/llama_forward.h"
+#include "shard/format/model_file.h"
+#include "shard/kernels/quant.h"
+#include "shard/format/synth.h"
 
 using namespace tandem;
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "shard/thread_pool.h"
+#include "shard/kernels/thread_pool.h"
 
 using namespace tandem;
 

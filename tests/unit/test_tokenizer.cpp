@@ -3,8 +3,8 @@
 #include <chrono>
 #include <random>
 
-#include "shard/gguf_reader.h"
-#include "shard/utf8.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/tokenizer/utf8.h"
 #include "test_tokenizer_data.h"
 
 using namespace tandem;

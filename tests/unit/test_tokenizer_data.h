@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "shard/tokenizer.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::testing {
 

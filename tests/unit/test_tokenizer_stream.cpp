@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "shard/utf8.h"
+#include "shard/tokenizer/utf8.h"
 #include "test_tokenizer_data.h"
 
 using namespace tandem;

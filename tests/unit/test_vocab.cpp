@@ -4,9 +4,9 @@
 #include <fstream>
 #include <iterator>
 
-#include "shard/gguf_reader.h"
-#include "shard/gguf_writer.h"
-#include "shard/vocab.h"
+#include "shard/format/gguf_reader.h"
+#include "shard/format/gguf_writer.h"
+#include "shard/format/vocab.h"
 
 using namespace tandem;
 

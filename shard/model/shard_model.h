@@ -1,0 +1,44 @@
+// One rank's slice of the model, packed for the kernels: its layers' column-parallel rows
+// (q/k/v/gate/up), row-parallel columns (output/down), norms, and — on the first stage — the
+// embedding table, on the last stage the output norm and a vocab slice of the head.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "shard/kernels/matmul.h"
+#include "shard/format/model_file.h"
+#include "shard/model/shard_spec.h"
+#include "shard/kernels/thread_pool.h"
+
+namespace tandem {
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;  // dim
+  PackedMatrix wq, wk, wv, wo;             // wq/wk/wv: local heads' rows; wo: their columns
+  PackedMatrix w_gate, w_up, w_down;       // gate/up: local FFN rows; down: their columns
+};
+
+struct ShardModel {
+  ModelConfig config;
+  ShardSpec spec;
+  ShardRanges ranges;
+  std::vector<LayerWeights> layers;  // ranges.layer_begin .. layer_end
+  TensorRef token_embd;              // raw rows, dequantized per lookup (first stage only)
+  std::shared_ptr<const MappedFile> map;  // keeps token_embd readable
+  std::vector<float> output_norm;
+  PackedMatrix output;                // head rows [vocab_begin, vocab_end)
+  std::vector<float> rope_inv_freq;   // rope_dim / 2 inverse frequencies, scaling applied
+  uint64_t bytes_loaded = 0;          // bytes of the file this rank read for its shard
+  uint64_t bytes_per_token = 0;       // weight bytes one decode step streams on this rank
+};
+
+// Reads only this rank's slice of `f`. A spec with the head on a prefix of the layers is a
+// layer-skip self-drafter.
+Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec);
+
+// RoPE inverse frequencies for a config (linear / llama3 scaling; `freq_factors` from a
+// `rope_freqs.weight` tensor when the file has one).
+std::vector<float> rope_inverse_frequencies(const ModelConfig& c, const std::vector<float>& freq_factors = {});
+
+}  // namespace tandem
