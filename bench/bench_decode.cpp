@@ -11,9 +11,9 @@
 #include "bench/bench_commands.h"
 #include "bench/bench_models.h"
 #include "bench/bench_report.h"
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "shard/log.h"
-#include "shard/kernels/membw.h"
+#include "shard/kernels/read_bandwidth.h"
 #include "shard/format/model_file.h"
 
 namespace tandem::bench {

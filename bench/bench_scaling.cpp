@@ -5,7 +5,7 @@
 #include "bench/bench_driver.h"
 #include "bench/bench_models.h"
 #include "shard/log.h"
-#include "shard/kernels/membw.h"
+#include "shard/kernels/read_bandwidth.h"
 
 namespace tandem::bench {
 namespace {

@@ -12,7 +12,7 @@
 #include "dist/mpi_collectives.h"
 #include "dist/step.h"
 #include "shard/model/kv_cache.h"
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "shard/model/shard_model.h"
 #include "shard/kernels/thread_pool.h"
 

@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 
 namespace tandem {
 

@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "shard/kernels/attention_kernels.h"
+#include "shard/kernels/attention.h"
 #include "shard/kernels/cpu_features.h"
 #include "shard/kernels/matmul.h"
-#include "shard/kernels/membw.h"
+#include "shard/kernels/read_bandwidth.h"
 #include "shard/kernels/quant.h"
 #include "shard/kernels/thread_pool.h"
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "shard/kernels/cpu_features.h"
-#include "shard/kernels/kernels_blocks.h"
-#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/blocks.h"
+#include "shard/kernels/matmul_internal.h"
 #include "shard/kernels/quant.h"
 
 namespace tandem {
@@ -365,7 +365,7 @@ void kern::matmul_with(const KernelSet& ks, const PackedMatrix& w, const float* 
     ActScratch& s = act_scratch();
     const int64_t cols = w.cols, bc = kern::block_cols(w.type), nb = cols / bc;
     const int aw = kern::aux_words(w.type);
-    // Rows in tiles when the kernels want interleaved tiles (see kernels_matmul.h); the last tile
+    // Rows in tiles when the kernels want interleaved tiles (see matmul_internal.h); the last tile
     // holds just the remaining rows, so a 2- or 3-row verification block costs 2 or 3 rows.
     const int64_t T = n_rows > 1 ? ks.tile_rows : 1;
     const int64_t tiles = (n_rows + T - 1) / T;

@@ -1,6 +1,6 @@
 // AVX2 + FMA kernels over the same packed layout: a 16-row group is processed as two halves of
 // 8 rows (one ymm lane per row). Integer block sums are exact and the float operations per
-// element match kernels_matmul.h, so results equal the AVX-512 and scalar levels bit for bit.
+// element match matmul_internal.h, so results equal the AVX-512 and scalar levels bit for bit.
 // No std:: templates here (see matmul_avx512.cpp).
 #include <immintrin.h>
 
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/matmul_internal.h"
 
 namespace tandem::kern {
 namespace {

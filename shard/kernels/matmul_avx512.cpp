@@ -1,6 +1,6 @@
 // AVX-512 + VNNI kernels. One zmm lane = one output row of a 16-row group; a tile is G row groups
 // × R activation rows, and every (row, activation row) pair is computed by the same instruction
-// sequence whatever G and R are (see kernels_matmul.h), so tiling never changes a result.
+// sequence whatever G and R are (see matmul_internal.h), so tiling never changes a result.
 // No std:: templates here: their out-of-line copies could be shared with code built for plain
 // x86-64 and carry AVX-512 instructions into it.
 #include <immintrin.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/matmul_internal.h"
 
 namespace tandem::kern {
 namespace {
@@ -63,7 +63,7 @@ void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, i
 // ---- shared tile plumbing ------------------------------------------------------------------------
 
 // G row groups from g × R activation rows from xr. Quantized activations of a tile are read
-// interleaved by R (kernels_matmul.h: R == 1 is the plain layout), so every row of the tile is a
+// interleaved by R (matmul_internal.h: R == 1 is the plain layout), so every row of the tile is a
 // constant offset from one pointer.
 struct Tile {
   const GemmArgs& a;
@@ -93,7 +93,7 @@ struct QTile {
     const size_t gb = group_bytes(a.type, a.cols);
     nb = a.cols / block_cols(a.type);
     UNROLL for (int gi = 0; gi < G; ++gi) w[gi] = a.w + (t.g + gi) * gb;
-    // Every tile before this one holds exactly xr rows (kernels_matmul.h).
+    // Every tile before this one holds exactly xr rows (matmul_internal.h).
     q = a.act.q + t.xr * a.cols;
     d = a.act.d + t.xr * nb;
     aux = a.act.aux + t.xr * nb * aux_words(a.type);

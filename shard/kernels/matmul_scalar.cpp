@@ -1,10 +1,10 @@
 // Portable kernels: the reference for the packed layouts and for the exact order of floating-point
-// operations every SIMD level reproduces (see kernels_matmul.h).
+// operations every SIMD level reproduces (see matmul_internal.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/matmul_internal.h"
 #include "shard/kernels/quant.h"
 
 namespace tandem::kern {

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "shard/kernels/kernels_blocks.h"
+#include "shard/kernels/blocks.h"
 
 namespace tandem {
 namespace {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "shard/tokenizer/tokenizer_impl.h"
+#include "shard/tokenizer/tokenizer_internal.h"
 
 namespace tandem {
 namespace {

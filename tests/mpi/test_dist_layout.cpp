@@ -20,7 +20,7 @@
 #include <cstdio>
 
 #include "shard/model/collectives.h"
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "tests/mpi/mpi_support.h"
 
 namespace tandem::mpitest {

@@ -11,7 +11,7 @@
 #include "shard/model/collectives.h"
 #include "shard/format/gguf_reader.h"
 #include "shard/model/kv_cache.h"
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "shard/format/model_file.h"
 #include "shard/result.h"
 #include "shard/model/shard_model.h"

@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "shard/kernels/attention_kernels.h"
+#include "shard/kernels/attention.h"
 #include "shard/kernels/cpu_features.h"
-#include "shard/kernels/kernels_attention.h"
+#include "shard/kernels/attention_internal.h"
 #include "shard/kernels/quant.h"
 #include "tests/unit/gaussian.h"
 

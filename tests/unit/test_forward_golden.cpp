@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "shard/format/model_file.h"
 #include "shard/format/model_quantize.h"
 #include "synth_fixture.h"

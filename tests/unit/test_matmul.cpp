@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "shard/kernels/kernels_matmul.h"
+#include "shard/kernels/matmul_internal.h"
 #include "shard/kernels/matmul.h"
 #include "shard/kernels/quant.h"
 #include "shard/kernels/thread_pool.h"

@@ -12,7 +12,7 @@
 
 #include "shard/format/gguf_reader.h"
 #include "shard/format/gguf_writer.h"
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 #include "shard/format/model_file.h"
 #include "shard/kernels/quant.h"
 #include "shard/format/synth.h"

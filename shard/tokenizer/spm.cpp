@@ -3,7 +3,7 @@
 // best-scoring token, then spell whatever is not a token as byte tokens.
 #include <queue>
 
-#include "shard/tokenizer/tokenizer_impl.h"
+#include "shard/tokenizer/tokenizer_internal.h"
 #include "shard/tokenizer/utf8.h"
 
 namespace tandem {

@@ -1,6 +1,6 @@
 // Dispatch and the portable reference path of the attention kernels. The scalar path spells out
-// the exact operation order the AVX-512 path uses (see attention_kernels.h).
-#include "shard/kernels/attention_kernels.h"
+// the exact operation order the AVX-512 path uses (see attention.h).
+#include "shard/kernels/attention.h"
 
 #include <cmath>
 #include <cstring>
@@ -8,7 +8,7 @@
 #include <string>
 
 #include "shard/kernels/cpu_features.h"
-#include "shard/kernels/kernels_attention.h"
+#include "shard/kernels/attention_internal.h"
 #include "shard/kernels/quant.h"
 
 namespace tandem {

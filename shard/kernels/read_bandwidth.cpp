@@ -1,4 +1,4 @@
-#include "shard/kernels/membw.h"
+#include "shard/kernels/read_bandwidth.h"
 
 #include <immintrin.h>
 #include <sys/mman.h>

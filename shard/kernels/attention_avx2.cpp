@@ -1,12 +1,12 @@
 // AVX2 attention kernels (for CPUs without AVX-512): the same per-result operation sequence as
-// the scalar and AVX-512 paths (attention_kernels.h); scores with one lane per head, values with
+// the scalar and AVX-512 paths (attention.h); scores with one lane per head, values with
 // lanes along head_dim.
 // No std:: templates here (see matmul_avx512.cpp).
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "shard/kernels/kernels_attention.h"
+#include "shard/kernels/attention_internal.h"
 
 namespace tandem::kern {
 namespace {
@@ -24,7 +24,7 @@ constexpr int kMaxHeadDim = 512;
 
 // Rows this many positions ahead are prefetched: a head's history streams from DRAM at long
 // context, and the loops do too little work per row for the hardware prefetchers to stay ahead
-// (see attention_kernels_avx512.cpp).
+// (see attention_avx512.cpp).
 constexpr int64_t kPrefetchRows = 32;
 
 INL void prefetch_bytes(const uint8_t* p, int bytes) {
@@ -32,7 +32,7 @@ INL void prefetch_bytes(const uint8_t* p, int bytes) {
 }
 
 // One lane per head (8 heads per pass, q transposed to [d][head]), four positions at a time as
-// independent chains; each score is the fma chain over d of attention_kernels.h.
+// independent chains; each score is the fma chain over d of attention.h.
 template <bool F16>
 void scores_t(const float* q, int n_q, int head_dim, const uint8_t* k, size_t stride, int64_t n_pos, float* s) {
   alignas(32) float qt[kMaxHeadDim * 8];

@@ -1,4 +1,4 @@
-// Internal: the instruction-set specific attention kernels behind attention_kernels.h.
+// Internal: the instruction-set specific attention kernels behind attention.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,9 +1,9 @@
-#include "shard/model/llama_forward.h"
+#include "shard/model/forward.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "shard/kernels/attention_kernels.h"
+#include "shard/kernels/attention.h"
 #include "shard/model/layer_ops.h"
 #include "shard/kernels/quant.h"
 

@@ -5,7 +5,7 @@
 #include <array>
 
 #include "shard/log.h"
-#include "shard/tokenizer/tokenizer_impl.h"
+#include "shard/tokenizer/tokenizer_internal.h"
 #include "shard/tokenizer/utf8.h"
 
 namespace tandem {

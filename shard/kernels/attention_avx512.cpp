@@ -8,7 +8,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "shard/kernels/kernels_attention.h"
+#include "shard/kernels/attention_internal.h"
 
 // GCC 12 flags its own intrinsic headers (the _mm*_undefined_* idiom) under -Wmaybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
