@@ -4,8 +4,9 @@
 #include <cmath>
 
 #include "shard/kernels/attention.h"
-#include "shard/model/layer_ops.h"
 #include "shard/kernels/quant.h"
+#include "shard/kernels/row_kernels.h"
+#include "shard/model/layer_ops.h"
 
 namespace tandem {
 

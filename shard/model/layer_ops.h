@@ -15,8 +15,5 @@ void rope(float* x, int n_heads, int head_dim, int rope_dim, int pos, const floa
 void silu_mul(float* a, const float* b, int64_t n);
 // In-place softmax of x[0..n)
 void softmax(float* x, int n);
-// x[i] = exp(x[i] - max(x)) in place; returns the sum. The attention softmax without its
-// normalisation (the caller divides the weighted values instead of every probability).
-float exp_shifted(float* x, int n);
 
 }  // namespace tandem
