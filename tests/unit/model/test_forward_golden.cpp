@@ -9,7 +9,7 @@
 #include "shard/model/forward.h"
 #include "shard/format/model_file.h"
 #include "shard/format/model_quantize.h"
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
 

@@ -8,7 +8,7 @@
 
 #include <map>
 
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
 using namespace tandem::test;

@@ -5,7 +5,7 @@
 
 #include "shard/format/gguf_reader.h"
 #include "shard/tokenizer/utf8.h"
-#include "test_tokenizer_data.h"
+#include "tests/unit/tokenizer/test_tokenizer_data.h"
 
 using namespace tandem;
 using namespace tandem::testing;

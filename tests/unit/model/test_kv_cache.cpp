@@ -5,7 +5,7 @@
 #include <cstring>
 #include <set>
 
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
 using namespace tandem::test;

@@ -12,7 +12,7 @@
 
 #include "shard/format/gguf_writer.h"
 #include "shard/kernels/quant.h"
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
 using namespace tandem::test;

@@ -1,4 +1,4 @@
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

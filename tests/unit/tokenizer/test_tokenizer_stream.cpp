@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "shard/tokenizer/utf8.h"
-#include "test_tokenizer_data.h"
+#include "tests/unit/tokenizer/test_tokenizer_data.h"
 
 using namespace tandem;
 using namespace tandem::testing;

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "test_tokenizer_data.h"
+#include "tests/unit/tokenizer/test_tokenizer_data.h"
 
 using namespace tandem;
 using namespace tandem::testing;

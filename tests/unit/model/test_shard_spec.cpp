@@ -11,7 +11,7 @@
 #include <optional>
 #include <thread>
 
-#include "synth_fixture.h"
+#include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
 using namespace tandem::test;
