@@ -8,20 +8,39 @@
 #include <thread>
 
 #include "decode/engine.h"
+#include "launch/chat_input.h"
 #include "decode/worker_rank.h"
 #include "dist/mpi_runtime.h"
 #include "launch/commands.h"
 #include "launch/run_options.h"
 #include "shard/log.h"
+#include "shard/tokenizer/chat_template.h"
 
 namespace tandem::cli {
 namespace {
 
 struct GenerateOptions {
   RunOptions run;
+  ChatFlags chat;
   std::string prompt, prompt_file, ids_out;
   bool no_bos = false, verbose = false;
 };
+
+// --messages: the conversation rendered with the model's (or --chat-template's) template, then
+// tokenized as transformers does (special-token texts are tokens, no BOS added).
+Result<std::vector<int32_t>> chat_prompt(const GenerateOptions& o, const Cluster& c, const Tokenizer& tok) {
+  auto src = resolve_chat_template(c.target_file, o.chat.chat_template);
+  if (!src) return src.error();
+  auto tmpl = ChatTemplate::parse(*src);
+  if (!tmpl) return tmpl.error();
+  ChatOptions opt = chat_options_for(tok.vocab());
+  auto in = read_chat_input(o.chat, opt);
+  if (!in) return in.error();
+  auto text = tmpl->render(in->messages, opt);
+  if (!text) return text.error();
+  spdlog::info("chat prompt: {} messages rendered to {} bytes", in->messages.size(), text->size());
+  return encode_chat_prompt(tok, *text);
+}
 
 int generate(GenerateOptions& o) {
   auto rt = mpi_start(nullptr, nullptr);
@@ -51,13 +70,16 @@ int generate(GenerateOptions& o) {
     c.target->shutdown();
     return 1;
   }
+  auto stop_workers = [&] {
+    c.target->shutdown();
+    if (c.remote_draft()) remote_channel(c.comms.heads)->shutdown();
+  };
   std::string text = o.prompt;
   if (!o.prompt_file.empty()) {
     std::ifstream in(o.prompt_file, std::ios::binary);
     if (!in) {
       spdlog::error("--prompt-file {}: cannot read", o.prompt_file);
-      c.target->shutdown();
-      if (c.remote_draft()) remote_channel(c.comms.heads)->shutdown();
+      stop_workers();
       return 2;
     }
     std::stringstream ss;
@@ -66,7 +88,17 @@ int generate(GenerateOptions& o) {
   }
   GenerationRequest req = *req_or;
   req.id = "generate";
-  req.prompt = tok->encode(text, !o.no_bos);
+  if (!o.chat.messages.empty()) {
+    auto ids = chat_prompt(o, c, *tok);
+    if (!ids) {
+      spdlog::error("{}", ids.error().message);
+      stop_workers();
+      return 2;
+    }
+    req.prompt = std::move(*ids);
+  } else {
+    req.prompt = tok->encode(text, !o.no_bos);
+  }
   Engine engine(c, *tok, o.run.engine());
   if (o.run.speculation == "auto" && engine.has_drafter()) {
     if (auto st = engine.warmup(); !st) spdlog::warn("start-up profile failed: {}", st.error().message);
@@ -121,8 +153,10 @@ void add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* c = app.add_subcommand("generate", "Generate text from a prompt (one rank, or a layout across an MPI job)");
   auto* p = c->add_option("--prompt", o->prompt, "Prompt text");
-  c->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file")->excludes(p)->check(CLI::ExistingFile);
-  c->add_flag("--no-bos", o->no_bos, "Do not prepend the BOS token");
+  auto* pf = c->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file")->excludes(p)->check(CLI::ExistingFile);
+  auto* nb = c->add_flag("--no-bos", o->no_bos, "Do not prepend the BOS token");
+  auto* m = add_chat_flags(*c, o->chat, /*required=*/false);
+  m->excludes(p)->excludes(pf)->excludes(nb);
   c->add_flag("--verbose,-v", o->verbose, "Print speculation counters at the end");
   c->add_option("--ids-out", o->ids_out, "Also write the generated token ids to this file");
   add_run_options(*c, o->run, /*server=*/false);

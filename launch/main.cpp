@@ -16,6 +16,7 @@ void add_model_commands(CLI::App& app) {
   add_model_info(*model);
   add_model_quantize(*model);
   add_model_tokenize(*model);
+  add_model_chat(*model);
 }
 }  // namespace tandem::cli
 
