@@ -80,4 +80,13 @@ Result<ChatInput> read_chat_input(const ChatFlags& f, ChatOptions& opt) {
   return in;
 }
 
+v1::ChatPrompt to_chat_prompt(const ChatFiles& files, bool add_generation_prompt) {
+  v1::ChatPrompt p;
+  p.set_messages_json(files.messages.dump());
+  if (!files.tools.is_null()) p.set_tools_json(files.tools.dump());
+  if (!files.variables.empty()) p.set_variables_json(files.variables.dump());
+  p.set_add_generation_prompt(add_generation_prompt);
+  return p;
+}
+
 }  // namespace tandem::cli

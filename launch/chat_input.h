@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rpc/tandem.pb.h"
 #include "shard/result.h"
 #include "shard/tokenizer/chat_template.h"
 
@@ -29,5 +30,8 @@ struct ChatFiles {
 Result<ChatFiles> read_chat_files(const ChatFlags& f);
 // The same, folded into `opt` (tools and variables); returns the messages.
 Result<ChatInput> read_chat_input(const ChatFlags& f, ChatOptions& opt);
+
+// The files as a tandem.v1 ChatPrompt (what `client generate|chat` send; the server renders).
+v1::ChatPrompt to_chat_prompt(const ChatFiles& files, bool add_generation_prompt);
 
 }  // namespace tandem::cli

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "launch/chat_input.h"
 #include "launch/commands.h"
 #include "rpc/client_bench.h"
 #include "rpc/convert.h"
@@ -76,7 +77,8 @@ v1::Speculation speculation_of(const std::string& s) { return rpc::to_proto(*par
 
 struct GenerateCli {
   std::string addr, prompt, prompt_file, ids, ids_out, speculation = "auto";
-  bool no_bos = false, quiet = false, logprobs = false, ignore_eos = false;
+  ChatFlags chat;
+  bool no_bos = false, quiet = false, logprobs = false, ignore_eos = false, no_generation_prompt = false;
   int max_tokens = 0, top_k = 0, penalty_last_n = 64, draft_len = 0;
   float temperature = 0, top_p = 1, min_p = 0, repeat_penalty = 1, presence_penalty = 0, frequency_penalty = 0;
   uint64_t seed = 0;
@@ -87,7 +89,14 @@ struct GenerateCli {
 
 void run_generate(const GenerateCli& g, CLI::App& cmd) {
   v1::GenerateRequest req;
-  if (!g.ids.empty()) {
+  if (!g.chat.messages.empty()) {
+    auto files = read_chat_files(g.chat);
+    if (!files) {
+      spdlog::error("{}", files.error().message);
+      fail(2);
+    }
+    *req.mutable_chat() = to_chat_prompt(*files, !g.no_generation_prompt);
+  } else if (!g.ids.empty()) {
     auto ids = parse_ids(g.ids, "--ids");
     if (!ids) {
       spdlog::error("{}", ids.error().message);
@@ -182,7 +191,14 @@ void add_generate(CLI::App& client, std::string& addr) {
   auto* ids = c->add_option("--ids", g->ids, "Prompt as token ids, e.g. \"1 403 407\" (used as given: no BOS added)");
   p->excludes(pf)->excludes(ids);
   pf->excludes(ids);
-  c->add_flag("--no-bos", g->no_bos, "Do not prepend BOS to a text prompt");
+  auto* nb = c->add_flag("--no-bos", g->no_bos, "Do not prepend BOS to a text prompt");
+  auto* m = add_chat_flags(*c, g->chat, /*required=*/false, /*with_template=*/false);
+  m->description("Chat messages (JSON: an OpenAI-style array, or an object with \"messages\" and \"tools\"), "
+                 "rendered by the server with its chat template");
+  m->excludes(p)->excludes(pf)->excludes(ids)->excludes(nb);
+  c->add_flag("--no-generation-prompt", g->no_generation_prompt,
+              "With --messages: do not append the opening of the assistant's turn")
+      ->needs(m);
   c->add_option("--max-tokens,-n", g->max_tokens, "Tokens to generate (server default: 128, within the context)");
   c->add_option("--temperature", g->temperature, "Sampling temperature (0: greedy)");
   c->add_option("--top-k", g->top_k, "Keep the k most likely tokens (0: off)");
@@ -205,6 +221,38 @@ void add_generate(CLI::App& client, std::string& addr) {
   c->callback([g, c, &addr] {
     g->addr = addr;
     run_generate(*g, *c);
+  });
+}
+
+// ---- chat (render only) ------------------------------------------------------------------------
+
+void add_chat(CLI::App& client, std::string& addr) {
+  struct Opts {
+    ChatFlags chat;
+    bool no_generation_prompt = false, ids = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = client.add_subcommand(
+      "chat", "Render a conversation with the server's chat template and print the prompt exactly (no generation)");
+  add_chat_flags(*c, o->chat, /*required=*/true, /*with_template=*/false);
+  c->add_flag("--no-generation-prompt", o->no_generation_prompt, "Do not append the opening of the assistant's turn");
+  c->add_flag("--ids", o->ids, "Print the prompt's token ids instead of its text");
+  c->callback([o, &addr] {
+    auto files = read_chat_files(o->chat);
+    if (!files) {
+      spdlog::error("{}", files.error().message);
+      fail(2);
+    }
+    v1::RenderChatResponse resp;
+    check(Client(addr).render_chat(to_chat_prompt(*files, !o->no_generation_prompt), resp), addr);
+    if (o->ids) {
+      std::string line;
+      for (int i = 0; i < resp.ids_size(); ++i) line += fmt::format("{}{}", i ? " " : "", resp.ids(i));
+      fmt::print("{}\n", line);
+      return;
+    }
+    std::fwrite(resp.text().data(), 1, resp.text().size(), stdout);
+    std::fflush(stdout);
   });
 }
 
@@ -390,6 +438,7 @@ void add_client_commands(CLI::App& app) {
   // Every subcommand takes --addr too, so it can go before or after the subcommand name.
   std::string& a = *addr;
   add_generate(*c, a);
+  add_chat(*c, a);
   add_tokenize(*c, a);
   add_detokenize(*c, a);
   add_info(*c, a);

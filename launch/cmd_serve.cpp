@@ -26,13 +26,14 @@
 #include "launch/stop_signals.h"
 #include "rpc/grpc_server.h"
 #include "shard/log.h"
+#include "shard/tokenizer/chat_template.h"
 
 namespace tandem::cli {
 namespace {
 
 struct ServeOptions {
   RunOptions run;
-  std::string listen = "127.0.0.1:50051", port_file;
+  std::string listen = "127.0.0.1:50051", port_file, chat_template;
   bool warmup = true;
   double drain_timeout = 30, startup_delay = 0;
 };
@@ -150,6 +151,18 @@ int serve(ServeOptions& o) {
   }
   auto tok = Tokenizer::create(c.target_file.vocab);
   if (!tok) startup_error = fmt::format("{}: {}", o.run.model, tok.error().message);
+  ChatSetup chat;
+  if (auto cs = chat_setup(c.target_file, o.chat_template); !cs) {
+    startup_error = cs.error().message;
+  } else {
+    chat = std::move(*cs);
+    if (chat.tmpl)
+      spdlog::info("chat prompts: rendered with {} ({} bytes)",
+                   o.chat_template.empty() ? "the model's tokenizer.chat_template" : o.chat_template,
+                   chat.tmpl->source().size());
+    else
+      spdlog::warn("chat prompts will be refused: {}", chat.unavailable);
+  }
   if (!startup_error.empty()) {
     spdlog::error("{}", startup_error);
     c.target->shutdown();  // release the other ranks: they exit too
@@ -164,7 +177,7 @@ int serve(ServeOptions& o) {
   for (auto t0 = std::chrono::steady_clock::now();
        stopper.requested() == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::duration<double>(o.startup_delay);)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  rpc::attach(*server, engine, c);
+  rpc::attach(*server, engine, c, std::move(chat));
   stopper.attach(&engine);  // a signal that came during start-up stops the engine now
   if (stopper.requested() == 0) {
     rpc::set_serving(*server, true);
@@ -201,6 +214,9 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--startup-delay", o->startup_delay,
                 "Seconds to stay NOT_SERVING after warm-up (e.g. to let probes observe the transition)")
       ->check(CLI::Range(0.0, 3600.0));
+  c->add_option("--chat-template", o->chat_template,
+                "Jinja chat template file for chat prompts, instead of the model's tokenizer.chat_template")
+      ->check(CLI::ExistingFile);
   add_run_options(*c, o->run, /*server=*/true);
   if (auto* seqs = c->get_option_no_throw("--max-seqs")) seqs->capture_default_str();
   c->callback([o] {

@@ -12,9 +12,46 @@ Error invalid(Error e) {
   return e;
 }
 
+Result<nlohmann::ordered_json> json_field(const std::string& name, const std::string& text, bool want_array) {
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(text);
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::InvalidArgument, "chat.{} is not valid JSON: {}", name, e.what());
+  }
+  if (want_array ? !j.is_array() : !j.is_object())
+    return make_error(ErrorCode::InvalidArgument, "chat.{} must be a JSON {} (got {})", name,
+                      want_array ? "array" : "object", j.type_name());
+  return j;
+}
+
 }  // namespace
 
-Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const Tokenizer& tok, int ctx) {
+Result<std::string> render_chat_prompt(const v1::ChatPrompt& in, const ChatSetup& chat) {
+  if (!chat.tmpl)
+    return make_error(ErrorCode::InvalidArgument, "this server cannot render chat prompts: {}",
+                      chat.unavailable.empty() ? "it has no chat template" : chat.unavailable);
+  if (in.messages_json().empty()) return make_error(ErrorCode::InvalidArgument, "chat.messages_json is empty");
+  auto messages = json_field("messages_json", in.messages_json(), true);
+  if (!messages) return messages.error();
+  if (messages->empty()) return make_error(ErrorCode::InvalidArgument, "chat.messages_json has no messages");
+  ChatOptions opt = chat.defaults;
+  if (!in.tools_json().empty()) {
+    auto tools = json_field("tools_json", in.tools_json(), true);
+    if (!tools) return tools.error();
+    opt.tools = std::move(*tools);
+  }
+  if (!in.variables_json().empty()) {
+    auto vars = json_field("variables_json", in.variables_json(), false);
+    if (!vars) return vars.error();
+    opt.variables = std::move(*vars);
+  }
+  opt.add_generation_prompt = in.has_add_generation_prompt() ? in.add_generation_prompt() : true;
+  return chat.tmpl->render(*messages, opt);
+}
+
+Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const Tokenizer& tok, int ctx,
+                                            const ChatSetup& chat) {
   GenerationRequest r;
   r.id = in.request_id();
   switch (in.prompt_case()) {
@@ -26,8 +63,16 @@ Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const
       r.prompt.assign(in.ids().ids().begin(), in.ids().ids().end());
       if (r.prompt.empty()) return make_error(ErrorCode::InvalidArgument, "the prompt is empty (ids has no tokens)");
       break;
+    case v1::GenerateRequest::kChat: {
+      auto text = render_chat_prompt(in.chat(), chat);
+      if (!text) return invalid(text.error());
+      r.prompt = encode_chat_prompt(tok, *text);
+      if (r.prompt.empty())
+        return make_error(ErrorCode::InvalidArgument, "the prompt is empty: the chat template rendered no text");
+      break;
+    }
     case v1::GenerateRequest::PROMPT_NOT_SET:
-      return make_error(ErrorCode::InvalidArgument, "the prompt is empty: set either text or ids");
+      return make_error(ErrorCode::InvalidArgument, "the prompt is empty: set either text or ids (or chat)");
   }
   if (r.prompt.empty()) return make_error(ErrorCode::InvalidArgument, "the prompt is empty after tokenization");
   for (size_t i = 0; i < r.prompt.size(); ++i)

@@ -6,16 +6,22 @@
 #include "decode/engine.h"
 #include "dist/cluster.h"
 #include "rpc/tandem.pb.h"
+#include "shard/tokenizer/chat_template.h"
 #include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::rpc {
 
 inline constexpr int kDefaultMaxTokens = 128;
 
-// Validates and converts a GenerateRequest: tokenizes a text prompt, applies the documented
-// defaults of absent fields, and checks every parameter against the tokenizer and the context
-// size `ctx`. Errors have code InvalidArgument and name the field and the value.
-Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const Tokenizer& tok, int ctx);
+// Validates and converts a GenerateRequest: tokenizes a text prompt (or renders a chat prompt
+// with `chat`'s template), applies the documented defaults of absent fields, and checks every
+// parameter against the tokenizer and the context size `ctx`. Errors have code InvalidArgument
+// and name the field and the value.
+Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const Tokenizer& tok, int ctx,
+                                            const ChatSetup& chat = {});
+// A ChatPrompt -> the prompt text its template renders (errors name the field or the template's
+// line and column; a server without a template says why it has none).
+Result<std::string> render_chat_prompt(const v1::ChatPrompt& in, const ChatSetup& chat);
 
 SpecMode from_proto(v1::Speculation s);
 v1::Speculation to_proto(SpecMode m);

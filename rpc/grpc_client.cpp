@@ -92,6 +92,13 @@ grpc::Status Client::tokenize(const v1::TokenizeRequest& req, v1::TokenizeRespon
   return stub_->Tokenize(&ctx, req, &out);
 }
 
+grpc::Status Client::render_chat(const v1::ChatPrompt& req, v1::RenderChatResponse& out,
+                                 std::chrono::milliseconds timeout) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout);
+  return stub_->RenderChat(&ctx, req, &out);
+}
+
 grpc::Status Client::detokenize(const v1::DetokenizeRequest& req, v1::DetokenizeResponse& out,
                                 std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;

@@ -47,6 +47,8 @@ class Client {
                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
   grpc::Status detokenize(const v1::DetokenizeRequest& req, v1::DetokenizeResponse& out,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  grpc::Status render_chat(const v1::ChatPrompt& req, v1::RenderChatResponse& out,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
   grpc::Status model_info(v1::ModelInfo& out, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   grpc::Status server_info(v1::ServerInfo& out, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -34,8 +34,9 @@ class TandemService final : public v1::Tandem::Service {
  public:
   explicit TandemService(const ServerOptions& o) : o_(o), t0_(Clock::now()) {}
 
-  void attach(Engine& e, const Cluster& c) {
+  void attach(Engine& e, const Cluster& c, ChatSetup chat) {
     cluster_ = &c;
+    chat_ = std::move(chat);
     engine_.store(&e, std::memory_order_release);
   }
 
@@ -44,7 +45,7 @@ class TandemService final : public v1::Tandem::Service {
     const auto t_arrival = Clock::now();
     Engine* e = engine();
     if (!e) return starting();
-    auto req = to_engine_request(*in, e->tokenizer(), e->ctx());
+    auto req = to_engine_request(*in, e->tokenizer(), e->ctx(), chat_);
     if (!req) return reject(req.error());
     if (req->id.empty()) req->id = fmt::format("rpc-{}", ++next_id_);
     const std::string id = req->id;
@@ -98,6 +99,16 @@ class TandemService final : public v1::Tandem::Service {
         return reject(make_error(ErrorCode::InvalidArgument, "ids[{}] = {} is not in the vocabulary [0, {})", i, ids[i],
                                  tok.n_vocab()));
     out->set_text(sanitized(tok.decode(ids, in->render_special())));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RenderChat(grpc::ServerContext*, const v1::ChatPrompt* in, v1::RenderChatResponse* out) override {
+    Engine* e = engine();
+    if (!e) return starting();
+    auto text = render_chat_prompt(*in, chat_);
+    if (!text) return reject(text.error());
+    for (int32_t id : encode_chat_prompt(e->tokenizer(), *text)) out->add_ids(id);
+    out->set_text(sanitized(*text));
     return grpc::Status::OK;
   }
 
@@ -156,6 +167,7 @@ class TandemService final : public v1::Tandem::Service {
   ServerOptions o_;
   Clock::time_point t0_;
   const Cluster* cluster_ = nullptr;  // written before engine_ is published
+  ChatSetup chat_;                    // likewise
   std::atomic<Engine*> engine_{nullptr};
   std::atomic<int> streams_{0};
   std::atomic<int64_t> rejected_invalid_{0}, rejected_full_{0}, rejected_unavailable_{0}, next_id_{0};
@@ -205,7 +217,9 @@ Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o) {
 
 int bound_port(const GrpcServer& s) { return s.port; }
 
-void attach(GrpcServer& s, Engine& engine, const Cluster& cluster) { s.service.attach(engine, cluster); }
+void attach(GrpcServer& s, Engine& engine, const Cluster& cluster, ChatSetup chat) {
+  s.service.attach(engine, cluster, std::move(chat));
+}
 
 void set_serving(GrpcServer& s, bool serving) {
   if (auto* h = s.server->GetHealthCheckService()) {

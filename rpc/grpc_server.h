@@ -12,6 +12,7 @@
 
 #include "decode/engine.h"
 #include "dist/cluster.h"
+#include "shard/tokenizer/chat_template.h"
 
 namespace tandem::rpc {
 
@@ -31,7 +32,8 @@ Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o);
 // The port actually bound (useful with port 0).
 int bound_port(const GrpcServer& s);
 // The engine and cluster are up: Tandem RPCs are served from now on. Both must outlive shutdown().
-void attach(GrpcServer& s, Engine& engine, const Cluster& cluster);
+// `chat` renders the `chat` prompts of Generate and RenderChat (without a template they are refused).
+void attach(GrpcServer& s, Engine& engine, const Cluster& cluster, ChatSetup chat = {});
 // grpc.health.v1 status of the server ("") and of "tandem.v1.Tandem".
 void set_serving(GrpcServer& s, bool serving);
 // Stops accepting calls, waits up to `grace` for open calls to end, then cancels the rest.

@@ -118,6 +118,27 @@ Result<std::string> resolve_chat_template(const GgufFile* gguf, const std::strin
                     kChatTemplateKey);
 }
 
+Result<ChatSetup> chat_setup(const ModelFile& model, const std::string& override_path) {
+  ChatSetup s;
+  s.defaults = chat_options_for(model.vocab);
+  auto src = resolve_chat_template(model, override_path);
+  if (!src) {
+    if (!override_path.empty()) return src.error();
+    s.unavailable = src.error().message;
+    return s;
+  }
+  auto t = ChatTemplate::parse(*src);
+  if (!t) {
+    if (!override_path.empty()) return Error{"--chat-template " + override_path + ": " + t.error().message,
+                                             ErrorCode::InvalidArgument};
+    s.unavailable = "the chat template of " + model.path + " cannot be used: " + t.error().message +
+                    "; pass one with --chat-template FILE";
+    return s;
+  }
+  s.tmpl = std::make_shared<const ChatTemplate>(std::move(*t));
+  return s;
+}
+
 ChatOptions chat_options_for(const Vocab& v) {
   ChatOptions o;
   const auto n = static_cast<int32_t>(v.tokens.size());

@@ -71,6 +71,15 @@ Result<std::string> resolve_chat_template(const GgufFile* gguf, const std::strin
 inline Result<std::string> resolve_chat_template(const ModelFile& model, const std::string& override_path) {
   return resolve_chat_template(model.gguf ? &*model.gguf : nullptr, model.path, override_path);
 }
+// What a server renders chat requests with: the --chat-template override, else the model's own
+// template. Without a usable one `tmpl` is null and `unavailable` says why (chat requests are then
+// refused with that reason); an override that cannot be read or parsed is an error (start-up fails).
+struct ChatSetup {
+  std::shared_ptr<const ChatTemplate> tmpl;
+  std::string unavailable;
+  ChatOptions defaults;  // the special tokens of the served vocabulary
+};
+Result<ChatSetup> chat_setup(const ModelFile& model, const std::string& override_path);
 // bos_token / eos_token: the texts of the vocabulary's BOS and EOS tokens (when it has them).
 ChatOptions chat_options_for(const Vocab& vocab);
 // A rendered prompt -> ids the way transformers tokenizes one: special-token texts are tokens, and

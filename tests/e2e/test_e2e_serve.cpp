@@ -185,6 +185,12 @@ TEST_F(E2eServe, InvalidRequestsGetInvalidArgumentWithAClearMessage) {
     r.set_draft_len(1000);
     cases.push_back({"draft_len too large", r, "draft_len"});
   }
+  {
+    v1::GenerateRequest r;
+    r.mutable_chat()->set_messages_json(R"([{"role": "user", "content": "Once"}])");
+    r.set_max_tokens(5);
+    cases.push_back({"chat prompt, model without a template", r, "has no chat template"});
+  }
   const auto before = server_info(client()).counters().rejected_invalid();
   for (const auto& c : cases) {
     rpc::GenerateResult g;

@@ -267,3 +267,67 @@ TEST(RpcConvert, ErrorCodesMapToGrpcStatuses) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(st.error_message(), "internal 1");
 }
+
+namespace {
+
+ChatSetup chat_with(const std::string& tmpl) {
+  ChatSetup s;
+  auto t = ChatTemplate::parse(tmpl);
+  EXPECT_TRUE(t.ok()) << t.error().message;
+  s.tmpl = std::make_shared<const ChatTemplate>(std::move(*t));
+  s.defaults = chat_options_for(tok().vocab());
+  return s;
+}
+
+v1::GenerateRequest chat_request(const std::string& messages) {
+  v1::GenerateRequest r;
+  r.mutable_chat()->set_messages_json(messages);
+  return r;
+}
+
+}  // namespace
+
+TEST(RpcConvert, ChatPromptsAreRenderedWithTheServersTemplate) {
+  const ChatSetup chat =
+      chat_with("{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+                "{% if tools %}{{ tools | length }} tools\n{% endif %}{{ extra }}{% if add_generation_prompt %}A:{% endif %}");
+  v1::GenerateRequest q = chat_request(R"([{"role": "user", "content": "Once upon a time"}])");
+  auto r = rpc::to_engine_request(q, tok(), 2048, chat);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->prompt, encode_chat_prompt(tok(), "<s>user: Once upon a time\nA:"));
+  EXPECT_EQ(r->prompt.front(), tok().bos());
+  EXPECT_EQ(std::count(r->prompt.begin(), r->prompt.end(), tok().bos()), 1);  // the template's BOS only
+
+  q.mutable_chat()->set_tools_json(R"([{"type": "function"}, {"type": "function"}])");
+  q.mutable_chat()->set_variables_json(R"({"extra": "x"})");
+  q.mutable_chat()->set_add_generation_prompt(false);
+  auto text = rpc::render_chat_prompt(q.chat(), chat);
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_EQ(*text, "<s>user: Once upon a time\n2 tools\nx");
+}
+
+TEST(RpcConvert, BadChatPromptsAreRejectedWithAClearMessage) {
+  const ChatSetup chat = chat_with("{% if messages | length > 1 %}{{ raise_exception('one message only') }}{% endif %}"
+                                   "{{ messages[0].content }}");
+  auto expect = [&](const v1::GenerateRequest& q, const ChatSetup& c, const std::string& needle) {
+    auto out = rpc::to_engine_request(q, tok(), kCtx, c);
+    ASSERT_FALSE(out.ok()) << needle;
+    EXPECT_EQ(out.error().code, ErrorCode::InvalidArgument);
+    EXPECT_NE(out.error().message.find(needle), std::string::npos) << out.error().message;
+  };
+  expect(chat_request(R"([{"role": "user", "content": "hi"}])"), ChatSetup{nullptr, "model.gguf has no chat template", {}},
+         "model.gguf has no chat template");
+  expect(chat_request(""), chat, "messages_json is empty");
+  expect(chat_request("[{"), chat, "messages_json is not valid JSON");
+  expect(chat_request("{}"), chat, "messages_json must be a JSON array");
+  expect(chat_request("[]"), chat, "no messages");
+  expect(chat_request(R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])"), chat,
+         "the template raised an error: one message only");
+  expect(chat_request(R"([{"role": "user", "content": ""}])"), chat, "rendered no text");
+  v1::GenerateRequest q = chat_request(R"([{"role": "user", "content": "hi"}])");
+  q.mutable_chat()->set_tools_json("{}");
+  expect(q, chat, "tools_json must be a JSON array");
+  q.mutable_chat()->clear_tools_json();
+  q.mutable_chat()->set_variables_json("[]");
+  expect(q, chat, "variables_json must be a JSON object");
+}
