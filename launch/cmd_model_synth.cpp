@@ -1,4 +1,5 @@
-// `tandem model synth`: writes a synthetic LLaMA GGUF (and optionally its draft) — see shard/synth.h.
+// `tandem model synth`: writes a synthetic GGUF of a supported family (and optionally its draft) —
+// see shard/format/synth.h.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -42,17 +43,29 @@ void add_model_synth(CLI::App& parent) {
   auto& o = args->o;
   auto* c = parent.add_subcommand(
       "synth",
-      "Write a synthetic LLaMA GGUF: deterministic pseudo-random weights (same seed and shape give a "
-      "byte-identical file), a real tokenizer copied from a vocabulary GGUF, and optionally a matching draft "
-      "model. Defaults to the TinyLlama-1.1B shape.");
+      "Write a synthetic GGUF of one of the supported families (llama, qwen2, qwen3): deterministic "
+      "pseudo-random weights (same seed and shape give a byte-identical file), a real tokenizer copied from a "
+      "vocabulary GGUF, and optionally a matching draft model. Defaults to the TinyLlama-1.1B shape.");
   c->add_option("--out", o.out, "Output GGUF path")->required();
+  c->add_option("--arch", o.arch,
+                "Model family (general.architecture), with the tensors llama.cpp's converter writes for it: llama "
+                "(adjacent-pair RoPE), qwen2 (q/k/v biases, NeoX RoPE), qwen3 (per-head q/k RMSNorm before RoPE, "
+                "NeoX RoPE); mistral is accepted as llama")
+      ->capture_default_str();
+  c->add_flag("--tied", o.tied, "Tie the output head to token_embd (no output.weight, as Qwen2.5-0.5B..3B and "
+                                "Qwen3-0.6B..4B ship)");
   c->add_option("--type", args->type, "Weight type of every matrix (norms stay f32): f32|f16|bf16|q8_0|q4_0|q4_k|q6_k")
       ->capture_default_str();
   c->add_option("--dim", o.dim, "Embedding length")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--layers", o.n_layers, "Number of transformer blocks")->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--heads", o.n_heads, "Attention (query) heads; must divide --dim")
+  c->add_option("--heads", o.n_heads, "Attention (query) heads; must divide --dim unless --head-dim is given")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  c->add_option("--head-dim", o.head_dim,
+                "Dimension of each head (0: --dim / --heads); another value is written as <arch>.attention.key_length, "
+                "as Qwen3 files have it (e.g. dim 1024, 16 heads of 128)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--kv-heads", o.n_kv_heads, "Key/value heads (grouped-query attention); must divide --heads")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

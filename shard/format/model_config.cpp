@@ -10,10 +10,6 @@
 namespace tandem {
 namespace {
 
-// Architectures llama.cpp writes with the LLaMA tensor layout and `<arch>.*` keys of the same
-// meaning. Anything else (falcon, gpt2, qwen2 with biases, ...) computes something different.
-constexpr const char* kLlamaShaped[] = {"llama", "mistral"};
-
 // Ceilings far above any real LLaMA-family model: a value beyond them is a corrupt or foreign file,
 // and rejecting it here keeps later size arithmetic (bytes per tensor, KV cache) far from overflow.
 constexpr int kMaxVocab = 1 << 22;
@@ -75,16 +71,20 @@ Status read_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c
 
 }  // namespace
 
-std::string tensor_name_layer(int layer, const char* what) { return fmt::format("blk.{}.{}.weight", layer, what); }
+const ArchInfo& arch_of(const ModelConfig& c) {
+  const ArchInfo* a = find_arch(c.arch);
+  return a ? *a : supported_archs().front();
+}
 
 Result<ModelConfig> config_from_gguf(const GgufFile& f) {
   ModelConfig c;
   auto arch = f.get_string("general.architecture");
   if (!arch) return make_error("{}: missing general.architecture", f.path);
-  if (std::find(std::begin(kLlamaShaped), std::end(kLlamaShaped), *arch) == std::end(kLlamaShaped))
-    return make_error("{}: architecture '{}' is not supported (tandem runs LLaMA-shaped models: llama, mistral)",
-                      f.path, *arch);
-  c.arch = *arch;
+  const ArchInfo* family = find_arch(*arch);
+  if (!family)
+    return make_error("{}: architecture '{}' is not supported (tandem runs: {})", f.path, *arch,
+                      supported_arch_list());
+  c.arch = std::string(family->name);
   c.name = f.get_string("general.name").value_or("");
   const std::string p = c.arch + ".";
 
@@ -150,6 +150,8 @@ Result<ModelConfig> config_from_gguf(const GgufFile& f) {
 }
 
 Status validate_config(const ModelConfig& c, const std::string& path) {
+  if (!find_arch(c.arch))
+    return make_error("{}: architecture '{}' is not supported (tandem runs: {})", path, c.arch, supported_arch_list());
   auto range = [&](const char* what, int64_t v, int64_t lo, int64_t hi) -> Status {
     if (v < lo || v > hi) return make_error("{}: {} = {} is out of range ({}..{})", path, what, v, lo, hi);
     return ok_status();

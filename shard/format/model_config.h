@@ -1,8 +1,10 @@
-// Hyperparameters of a LLaMA-family decoder, read from GGUF `llama.*` keys or a llama2.c header.
+// Hyperparameters of a LLaMA-family decoder, read from a GGUF's `<arch>.*` keys (the family is
+// general.architecture, one of the table in arch.h) or a llama2.c header.
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "shard/format/arch.h"
 #include "shard/format/gguf_reader.h"
 #include "shard/result.h"
 
@@ -17,7 +19,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string arch = "llama";
+  std::string arch = "llama";  // an entry of the architecture table (arch.h)
   std::string name;
   int n_vocab = 0;
   int dim = 0;         // embedding length
@@ -37,15 +39,12 @@ struct ModelConfig {
   int kv_dim() const { return n_kv_heads * head_dim; }
 };
 
-// Reads and validates `llama.*` keys (also accepts the other LLaMA-shaped architectures llama.cpp
-// writes with the same tensor layout, e.g. "mistral"). Shapes are checked for consistency.
+// Reads and validates the `<arch>.*` keys of a supported architecture (an unknown one is an error
+// naming it and the supported list). Shapes are checked for consistency.
 Result<ModelConfig> config_from_gguf(const GgufFile& f);
 Status validate_config(const ModelConfig& c, const std::string& path);
 
-// Tensor names as llama.cpp's converter writes them.
-std::string tensor_name_layer(int layer, const char* what);  // "blk.<layer>.<what>.weight"
-inline constexpr const char* kTokenEmbd = "token_embd.weight";
-inline constexpr const char* kOutputNorm = "output_norm.weight";
-inline constexpr const char* kOutput = "output.weight";
+// The table entry of c.arch (validate_config guarantees there is one).
+const ArchInfo& arch_of(const ModelConfig& c);
 
 }  // namespace tandem

@@ -1,8 +1,11 @@
 #include "shard/format/model_file.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <unordered_set>
 
 #include "shard/format/llama2c_checkpoint.h"
 
@@ -17,30 +20,35 @@ std::string shape_str(const std::vector<int64_t>& ne) {
   return s + "]";
 }
 
-// Every tensor the forward pass reads, with the shape the config implies.
+// "token_embd, output_norm, output?, blk.N.{attn_q, attn_q.bias?, ...}" (? = optional).
+std::string describe_tensors(const std::vector<TensorSpec>& specs) {
+  std::string model, layer;
+  for (const TensorSpec& t : specs) {
+    if (t.layer > 0) break;
+    std::string item = fmt::format("{}{}{}", t.what, t.bias ? ".bias" : "", t.required ? "" : "?");
+    std::string& list = t.layer < 0 ? model : layer;
+    list += (list.empty() ? "" : ", ") + item;
+  }
+  return fmt::format("{}, blk.N.{{{}}}", model, layer);
+}
+
+// Every tensor the architecture table lists for the config: the required ones exist, every one
+// present has the shape the config implies, and the file holds nothing else (a tensor tandem
+// would not read means the file computes something tandem does not: an error, as in llama.cpp).
 Status check_tensors(const ModelFile& m) {
   const ModelConfig& c = m.config;
-  auto req = [&](const std::string& name, int64_t cols, int64_t rows) -> Status {
-    auto r = m.require(name, cols, rows);
+  const std::vector<TensorSpec> specs = model_tensors(c);
+  std::unordered_set<std::string_view> known;
+  for (const TensorSpec& t : specs) {
+    known.insert(t.name);
+    if (!t.required && !m.find(t.name)) continue;
+    auto r = m.require(t.name, t.cols, t.rows);
     if (!r) return r.error();
-    return ok_status();
-  };
-  TANDEM_TRY(req(kTokenEmbd, c.dim, c.n_vocab));
-  for (int l = 0; l < c.n_layers; ++l) {
-    TANDEM_TRY(req(tensor_name_layer(l, "attn_norm"), c.dim, 1));
-    TANDEM_TRY(req(tensor_name_layer(l, "attn_q"), c.dim, c.q_dim()));
-    TANDEM_TRY(req(tensor_name_layer(l, "attn_k"), c.dim, c.kv_dim()));
-    TANDEM_TRY(req(tensor_name_layer(l, "attn_v"), c.dim, c.kv_dim()));
-    TANDEM_TRY(req(tensor_name_layer(l, "attn_output"), c.q_dim(), c.dim));
-    TANDEM_TRY(req(tensor_name_layer(l, "ffn_norm"), c.dim, 1));
-    TANDEM_TRY(req(tensor_name_layer(l, "ffn_gate"), c.dim, c.ffn_dim));
-    TANDEM_TRY(req(tensor_name_layer(l, "ffn_down"), c.ffn_dim, c.dim));
-    TANDEM_TRY(req(tensor_name_layer(l, "ffn_up"), c.dim, c.ffn_dim));
   }
-  TANDEM_TRY(req(kOutputNorm, c.dim, 1));
-  TANDEM_TRY(req(kOutput, c.dim, c.n_vocab));
-  // llama.cpp's Llama 3.1 RoPE factors, one per rotated pair.
-  if (m.find("rope_freqs.weight")) TANDEM_TRY(req("rope_freqs.weight", c.rope_dim / 2, 1));
+  for (const TensorRef& t : m.tensors)
+    if (!known.contains(t.name))
+      return make_error("{}: tensor '{}' is not part of a '{}' model as tandem runs it (it has {}; ? = optional)",
+                        m.path, t.name, c.arch, describe_tensors(specs));
   return ok_status();
 }
 

@@ -39,36 +39,37 @@ uint32_t llama_file_type(WeightType t) {
 }
 
 GgufMetadata model_metadata(const ModelConfig& c, WeightType t) {
+  const std::string p = c.arch + ".";  // every family of the table uses the same key names
   GgufMetadata md = {
-      {"general.architecture", gguf_str("llama")},
-      {"general.name", gguf_str(c.name.empty() ? std::string("llama") : c.name)},
+      {"general.architecture", gguf_str(c.arch)},
+      {"general.name", gguf_str(c.name.empty() ? c.arch : c.name)},
       {"general.file_type", gguf_u32(llama_file_type(t))},
       {"general.quantization_version", gguf_u32(2)},
-      {"llama.vocab_size", u32(c.n_vocab)},
-      {"llama.context_length", u32(c.ctx_len)},
-      {"llama.embedding_length", u32(c.dim)},
-      {"llama.block_count", u32(c.n_layers)},
-      {"llama.feed_forward_length", u32(c.ffn_dim)},
-      {"llama.rope.dimension_count", u32(c.rope_dim)},
-      {"llama.attention.head_count", u32(c.n_heads)},
-      {"llama.attention.head_count_kv", u32(c.n_kv_heads)},
-      {"llama.attention.layer_norm_rms_epsilon", gguf_f32(c.rms_eps)},
-      {"llama.rope.freq_base", gguf_f32(c.rope_theta)},
+      {p + "vocab_size", u32(c.n_vocab)},
+      {p + "context_length", u32(c.ctx_len)},
+      {p + "embedding_length", u32(c.dim)},
+      {p + "block_count", u32(c.n_layers)},
+      {p + "feed_forward_length", u32(c.ffn_dim)},
+      {p + "rope.dimension_count", u32(c.rope_dim)},
+      {p + "attention.head_count", u32(c.n_heads)},
+      {p + "attention.head_count_kv", u32(c.n_kv_heads)},
+      {p + "attention.layer_norm_rms_epsilon", gguf_f32(c.rms_eps)},
+      {p + "rope.freq_base", gguf_f32(c.rope_theta)},
   };
   if (c.n_heads * c.head_dim != c.dim) {
-    md.emplace_back("llama.attention.key_length", u32(c.head_dim));
-    md.emplace_back("llama.attention.value_length", u32(c.head_dim));
+    md.emplace_back(p + "attention.key_length", u32(c.head_dim));
+    md.emplace_back(p + "attention.value_length", u32(c.head_dim));
   }
   const auto& rs = c.rope_scaling;
   if (rs.kind == RopeScaling::Kind::Linear) {
-    md.emplace_back("llama.rope.scaling.type", gguf_str("linear"));
-    md.emplace_back("llama.rope.scaling.factor", gguf_f32(rs.factor));
+    md.emplace_back(p + "rope.scaling.type", gguf_str("linear"));
+    md.emplace_back(p + "rope.scaling.factor", gguf_f32(rs.factor));
   } else if (rs.kind == RopeScaling::Kind::Llama3) {
-    md.emplace_back("llama.rope.scaling.type", gguf_str("llama3"));
-    md.emplace_back("llama.rope.scaling.factor", gguf_f32(rs.factor));
-    md.emplace_back("llama.rope.scaling.low_freq_factor", gguf_f32(rs.low_freq_factor));
-    md.emplace_back("llama.rope.scaling.high_freq_factor", gguf_f32(rs.high_freq_factor));
-    md.emplace_back("llama.rope.scaling.original_context_length", u32(rs.original_ctx));
+    md.emplace_back(p + "rope.scaling.type", gguf_str("llama3"));
+    md.emplace_back(p + "rope.scaling.factor", gguf_f32(rs.factor));
+    md.emplace_back(p + "rope.scaling.low_freq_factor", gguf_f32(rs.low_freq_factor));
+    md.emplace_back(p + "rope.scaling.high_freq_factor", gguf_f32(rs.high_freq_factor));
+    md.emplace_back(p + "rope.scaling.original_context_length", u32(rs.original_ctx));
   }
   return md;
 }

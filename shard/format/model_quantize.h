@@ -20,7 +20,7 @@ using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
 // llama.cpp's `general.file_type` (llama_ftype) for a model whose matrices are all `t`.
 uint32_t llama_file_type(WeightType t);
 
-// general.architecture/name/file_type and the `llama.*` hyperparameter keys for `c`.
+// general.architecture/name/file_type and the `<arch>.*` hyperparameter keys for `c`.
 GgufMetadata model_metadata(const ModelConfig& c, WeightType t);
 
 // `tokenizer.ggml.*` keys for a vocabulary, so vocab_from_gguf reads back the same Vocab.

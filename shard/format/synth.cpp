@@ -52,30 +52,38 @@ struct SynthTensor {
 // N(0, 1/fan_in) matrix gives outputs of unit scale at every depth; norms are ≈ 1. The head's
 // scale sets the logits' spread s: for V Gaussian logits, s = 1.2·sqrt(2 ln V) puts the typical
 // top-1 probability near 0.45 (10th–90th percentile ≈ 0.2–0.8) at any vocabulary size — peaked
-// like a trained LM rather than uniform.
-std::vector<SynthTensor> synth_tensors(const ModelConfig& c, WeightType t, int n_layers, int draft_layers,
-                                       float residual_scale) {
-  const int64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim, V = c.n_vocab;
+// like a trained LM rather than uniform. The family's optional pieces: q/k/v biases of half the
+// projections' scale (trained Qwen2 biases are of that order, some larger) and q/k norm weights
+// spread well away from 1, as trained ones are, so that a misapplied one shows.
+std::vector<SynthTensor> synth_tensors(const ModelConfig& c, WeightType t, int draft_layers, float residual_scale,
+                                       bool tied) {
+  const ArchInfo& arch = arch_of(c);
+  const int64_t V = c.n_vocab;
   const float head_logit_std = 1.2f * std::sqrt(2.0f * std::log(static_cast<float>(std::max<int64_t>(V, 2))));
   auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
-  constexpr float kNormJitter = 0.02f;
-  std::vector<SynthTensor> ts = {
-      {kTokenEmbd, t, {d, V}, 0.0f, 1.0f},
-      {kOutputNorm, WeightType::F32, {d}, 1.0f, kNormJitter},
-      {kOutput, t, {d, V}, 0.0f, head_logit_std * inv_sqrt(d)},
-  };
-  for (int l = 0; l < n_layers; ++l) {
-    const float res = l >= draft_layers ? residual_scale : 1.0f;
-    auto name = [&](const char* what) { return tensor_name_layer(l, what); };
-    ts.push_back({name("attn_q"), t, {d, q}, 0.0f, inv_sqrt(d)});
-    ts.push_back({name("attn_k"), t, {d, kv}, 0.0f, inv_sqrt(d)});
-    ts.push_back({name("attn_v"), t, {d, kv}, 0.0f, inv_sqrt(d)});
-    ts.push_back({name("attn_output"), t, {q, d}, 0.0f, res * inv_sqrt(q)});
-    ts.push_back({name("attn_norm"), WeightType::F32, {d}, 1.0f, kNormJitter});
-    ts.push_back({name("ffn_gate"), t, {d, f}, 0.0f, inv_sqrt(d)});
-    ts.push_back({name("ffn_down"), t, {f, d}, 0.0f, res * inv_sqrt(f)});
-    ts.push_back({name("ffn_up"), t, {d, f}, 0.0f, inv_sqrt(d)});
-    ts.push_back({name("ffn_norm"), WeightType::F32, {d}, 1.0f, kNormJitter});
+  constexpr float kNormJitter = 0.02f, kQkNormJitter = 0.25f, kBiasStd = 0.5f;
+  std::vector<SynthTensor> ts;
+  for (const TensorSpec& spec : model_tensors(c)) {
+    const float res = spec.layer >= draft_layers ? residual_scale : 1.0f;
+    float mean = 0.0f, stddev = 0.0f;
+    if (spec.bias) {
+      if (!arch.qkv_bias) continue;
+      stddev = kBiasStd;
+    } else if (spec.matrix) {
+      if (spec.what == "output" && tied) continue;
+      stddev = spec.what == "token_embd" ? 1.0f : spec.what == "output" ? head_logit_std * inv_sqrt(spec.cols)
+                                                                          : inv_sqrt(spec.cols);
+      if (spec.what == "attn_output" || spec.what == "ffn_down") stddev *= res;
+    } else if (spec.what == "attn_q_norm" || spec.what == "attn_k_norm") {
+      mean = 1.0f, stddev = kQkNormJitter;
+    } else if (spec.required) {  // attn_norm, ffn_norm, output_norm
+      mean = 1.0f, stddev = kNormJitter;
+    } else {
+      continue;  // rope_freqs: none (plain RoPE)
+    }
+    const int64_t rows = spec.rows;
+    ts.push_back({spec.name, spec.matrix ? t : WeightType::F32,
+                  rows > 1 ? std::vector<int64_t>{spec.cols, rows} : std::vector<int64_t>{spec.cols}, mean, stddev});
   }
   return ts;
 }
@@ -111,7 +119,7 @@ GgufMetadata synth_metadata(const ModelConfig& c, const SynthOptions& o, const G
 
 Status write_one(const std::string& path, const ModelConfig& c, const SynthOptions& o, const GgufFile& vocab,
                  ThreadPool& pool) {
-  const auto specs = synth_tensors(c, o.type, c.n_layers, o.draft_layers, o.residual_scale);
+  const auto specs = synth_tensors(c, o.type, o.draft_layers, o.residual_scale, o.tied);
   Progress progress{"synth " + path};
   for (const auto& s : specs) progress.total += row_bytes(s.type, s.ne[0]) * (s.ne.size() > 1 ? s.ne[1] : 1);
 
@@ -134,8 +142,9 @@ Status write_one(const std::string& path, const ModelConfig& c, const SynthOptio
     };
     tensors.push_back(std::move(t));
   }
-  spdlog::info("synth: writing {} ({} layers, dim {}, ffn {}, heads {}/{}, vocab {}, {}, {:.2f} GB)", path,
-               c.n_layers, c.dim, c.ffn_dim, c.n_heads, c.n_kv_heads, c.n_vocab, name(o.type), progress.total / 1e9);
+  spdlog::info("synth: writing {} ({}, {} layers, dim {}, ffn {}, heads {}/{} of {}, vocab {}, {}{}, {:.2f} GB)", path,
+               c.arch, c.n_layers, c.dim, c.ffn_dim, c.n_heads, c.n_kv_heads, c.head_dim, c.n_vocab, name(o.type),
+               o.tied ? ", tied head" : "", progress.total / 1e9);
   auto st = write_gguf(path, synth_metadata(c, o, vocab), tensors);
   if (!st) return make_error("synth: {}", st.error().message);
   return ok_status();
@@ -144,8 +153,10 @@ Status write_one(const std::string& path, const ModelConfig& c, const SynthOptio
 }  // namespace
 
 Result<ModelConfig> synth_config(const SynthOptions& o, int n_vocab) {
+  const ArchInfo* arch = find_arch(o.arch);
+  if (!arch) return make_error("synth: --arch '{}' is not supported (supported: {})", o.arch, supported_arch_list());
   ModelConfig c;
-  c.arch = "llama";
+  c.arch = std::string(arch->name);
   c.n_vocab = n_vocab;
   c.dim = o.dim;
   c.n_layers = o.n_layers;
@@ -153,10 +164,18 @@ Result<ModelConfig> synth_config(const SynthOptions& o, int n_vocab) {
   c.n_kv_heads = o.n_kv_heads;
   c.ffn_dim = o.ffn_dim;
   c.ctx_len = o.ctx_len;
-  c.name = fmt::format("tandem-synth-{}x{}-{}", o.dim, o.n_layers, name(o.type));
-  if (o.n_heads <= 0 || o.dim <= 0 || o.dim % o.n_heads != 0)
-    return make_error("synth: --dim {} must be a positive multiple of --heads {}", o.dim, o.n_heads);
-  c.head_dim = o.dim / o.n_heads;
+  c.tied_output = o.tied;
+  // The llama name stays what it always was, so existing files keep their bytes.
+  c.name = o.arch == "llama" ? fmt::format("tandem-synth-{}x{}-{}", o.dim, o.n_layers, name(o.type))
+                             : fmt::format("tandem-synth-{}-{}x{}-{}", o.arch, o.dim, o.n_layers, name(o.type));
+  if (o.head_dim > 0) {
+    c.head_dim = o.head_dim;  // written as <arch>.attention.key_length when heads × head_dim != dim
+  } else {
+    if (o.n_heads <= 0 || o.dim <= 0 || o.dim % o.n_heads != 0)
+      return make_error("synth: --dim {} must be a positive multiple of --heads {} (or give --head-dim)", o.dim,
+                        o.n_heads);
+    c.head_dim = o.dim / o.n_heads;
+  }
   c.rope_dim = c.head_dim;
   TANDEM_TRY(validate_config(c, "synth"));
   if (o.draft_layers < 1 || o.draft_layers > o.n_layers)
@@ -165,7 +184,8 @@ Result<ModelConfig> synth_config(const SynthOptions& o, int n_vocab) {
     return make_error("synth: --residual-scale {} must be a finite number >= 0", o.residual_scale);
   // Every 2-D weight is stored in o.type, so each input dimension must hold whole blocks.
   const auto& ti = info(o.type);
-  for (auto [flag, cols] : {std::pair{"--dim", c.dim}, std::pair{"--ffn", c.ffn_dim}})
+  for (auto [flag, cols] : {std::pair{"--dim", c.dim}, std::pair{"--ffn", c.ffn_dim},
+                            std::pair{"--heads x head dimension", c.q_dim()}})
     if (cols % ti.block_elems != 0)
       return make_error("synth: {} {} is not a multiple of {} (the {} block size): {} needs rows of whole blocks",
                         flag, cols, ti.block_elems, ti.name, ti.name);

@@ -1,6 +1,7 @@
-// Synthetic LLaMA models: deterministic pseudo-random weights at any shape and weight type, with a
-// real tokenizer copied from a vocabulary GGUF, for tests and benchmarks at sizes no real test
-// model has. Optionally a draft model: the target's first layers with the same embeddings, head
+// Synthetic models of any family of the architecture table (llama, qwen2 with its q/k/v biases,
+// qwen3 with its q/k norms; tied or untied head): deterministic pseudo-random weights at any shape
+// and weight type, with a real tokenizer copied from a vocabulary GGUF, for tests and benchmarks
+// at sizes no real test model has. Optionally a draft model: the target's first layers with the same embeddings, head
 // and vocabulary, so the pair agrees at a rate `residual_scale` controls.
 #pragma once
 #include <cstdint>
@@ -21,9 +22,12 @@ inline constexpr float kDefaultResidualScale = 0.05f;
 struct SynthOptions {
   std::string out;                        // target GGUF path
   std::string vocab_from;                 // any GGUF with tokenizer.* keys
-  WeightType type = WeightType::F32;      // every 2-D weight; norms stay f32
+  std::string arch = "llama";             // general.architecture: an entry of arch.h's table
+  WeightType type = WeightType::F32;      // every 2-D weight; norms and biases stay f32
   // TinyLlama-1.1B's shape by default.
   int dim = 2048, n_layers = 22, n_heads = 32, n_kv_heads = 4, ffn_dim = 5632, ctx_len = 2048;
+  int head_dim = 0;                       // 0: dim / n_heads (Qwen3 decouples them)
+  bool tied = false;                      // no output.weight: the head is token_embd
   uint64_t seed = 1;
   // Multiplies the residual-branch outputs (attn_output, ffn_down) of layers >= draft_layers: 0
   // makes the deep layers no-ops (the draft predicts the target exactly), larger values move the

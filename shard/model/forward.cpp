@@ -117,9 +117,21 @@ Status forward_stage(const ShardModel& m, KvCache& kv, std::span<const SeqChunk>
     matmul(w.wq, s.xn.data(), R, s.q.data(), qdim, pool);
     matmul(w.wk, s.xn.data(), R, s.k.data(), kvdim, pool);
     matmul(w.wv, s.xn.data(), R, s.v.data(), kvdim, pool);
+    // The family's optional pieces (arch.h): biases of this rank's q/k/v rows, then RMSNorm of
+    // every q and k head, both before RoPE (llama.cpp's build_qkv, then qwen3's q/k norms).
+    if (!w.bq.empty()) add_bias(s.q.data(), R, qdim, w.bq.data());
+    if (!w.bk.empty()) add_bias(s.k.data(), R, kvdim, w.bk.data());
+    if (!w.bv.empty()) add_bias(s.v.data(), R, kvdim, w.bv.data());
+    const bool qk_norm = !w.q_norm.empty();
     for (int i = 0; i < R; ++i) {
-      rope(s.q.data() + static_cast<int64_t>(i) * qdim, r.n_q_heads(), hd, c.rope_dim, b.pos[i], m.rope_inv_freq.data());
-      rope(s.k.data() + static_cast<int64_t>(i) * kvdim, r.n_kv_heads(), hd, c.rope_dim, b.pos[i], m.rope_inv_freq.data());
+      float* qi = s.q.data() + static_cast<int64_t>(i) * qdim;
+      float* ki = s.k.data() + static_cast<int64_t>(i) * kvdim;
+      if (qk_norm) {
+        for (int h = 0; h < r.n_q_heads(); ++h) rms_norm(qi + h * hd, w.q_norm.data(), qi + h * hd, hd, c.rms_eps);
+        for (int g = 0; g < r.n_kv_heads(); ++g) rms_norm(ki + g * hd, w.k_norm.data(), ki + g * hd, hd, c.rms_eps);
+      }
+      rope(qi, r.n_q_heads(), hd, c.rope_dim, b.pos[i], m.rope_inv_freq.data(), m.rope_style);
+      rope(ki, r.n_kv_heads(), hd, c.rope_dim, b.pos[i], m.rope_inv_freq.data(), m.rope_style);
       for (int g = 0; g < r.n_kv_heads(); ++g) {
         const size_t off = static_cast<size_t>(b.pos[i]) * kv.row_stride();
         f32_to_kv(s.k.data() + static_cast<int64_t>(i) * kvdim + g * hd, kv.head(0, li, b.slot[i], g) + off, hd, kv.cfg.type);

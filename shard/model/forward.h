@@ -1,6 +1,6 @@
-// The LLaMA forward pass over one rank's shard, for one ragged batch: prefill chunks, decode
-// rows, verification blocks and many sequences at once are the same call, and the weights are
-// streamed once per call for all rows.
+// The forward pass of the supported families (arch.h) over one rank's shard, for one ragged
+// batch: prefill chunks, decode rows, verification blocks and many sequences at once are the same
+// call, and the weights are streamed once per call for all rows.
 #pragma once
 #include <cstdint>
 #include <span>

@@ -12,7 +12,7 @@ void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
-void rope(float* x, int n_heads, int head_dim, int rope_dim, int pos, const float* inv_freq) {
+void rope(float* x, int n_heads, int head_dim, int rope_dim, int pos, const float* inv_freq, RopeStyle style) {
   const int half = rope_dim / 2;
   // Angles are shared by all heads of the row: compute them once.
   float cs[512], sn[512];
@@ -21,13 +21,31 @@ void rope(float* x, int n_heads, int head_dim, int rope_dim, int pos, const floa
     cs[i] = std::cos(a);
     sn[i] = std::sin(a);
   }
+  // Two loops with constant offsets rather than one with a runtime stride: the compiler
+  // vectorises the NeoX halves and keeps the adjacent pairs as they were.
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<int64_t>(h) * head_dim;
-    for (int i = 0; i < half; ++i) {
-      const float a = v[2 * i], b = v[2 * i + 1];
-      v[2 * i] = a * cs[i] - b * sn[i];
-      v[2 * i + 1] = a * sn[i] + b * cs[i];
+    if (style == RopeStyle::Neox) {
+      float* w = v + half;
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = w[i];
+        v[i] = a * cs[i] - b * sn[i];
+        w[i] = a * sn[i] + b * cs[i];
+      }
+    } else {
+      for (int i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * cs[i] - b * sn[i];
+        v[2 * i + 1] = a * sn[i] + b * cs[i];
+      }
     }
+  }
+}
+
+void add_bias(float* x, int rows, int n, const float* b) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = x + static_cast<int64_t>(r) * n;
+    for (int i = 0; i < n; ++i) row[i] += b[i];
   }
 }
 

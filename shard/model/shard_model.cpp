@@ -77,6 +77,21 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     m.bytes_loaded += t->nbytes;
     return read_norm(*t);
   };
+  // Elements [begin, begin + n) of a vector (a bias of this rank's rows). Float vectors are read
+  // in that range only; a block-quantized one whole (its blocks need not align with the range).
+  auto slice = [&](const TensorRef* t, int64_t begin, int64_t n) {
+    const int64_t block = info(t->type).block_elems;
+    std::vector<float> v(n);
+    if (begin % block == 0 && n % block == 0) {
+      m.bytes_loaded += row_bytes(t->type, n);
+      dequantize_row(t->type, t->data + row_bytes(t->type, begin), v.data(), n);
+    } else {
+      const std::vector<float> all = norm(t);
+      std::copy(all.begin() + begin, all.begin() + begin + n, v.begin());
+    }
+    return v;
+  };
+  const bool qk_norm = arch_of(c).qk_norm;
 
   for (int l = r.layer_begin; l < r.layer_end; ++l) {
     LayerWeights w;
@@ -105,6 +120,32 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     w.w_gate = rows(g, r.ffn_begin, r.n_ffn());
     w.w_up = rows(u, r.ffn_begin, r.n_ffn());
     w.w_down = cols(d, r.ffn_begin, r.n_ffn());
+    // Optional q/k/v biases (any family, as llama.cpp): the rows of this rank's heads.
+    auto bias = [&](const char* what, int64_t n, int64_t begin, int64_t count) -> Result<std::vector<float>> {
+      const std::string name = tensor_bias_layer(l, what);
+      if (!f.find(name)) return std::vector<float>{};
+      auto t = f.require(name, n, 1);
+      if (!t) return t.error();
+      return slice(*t, begin, count);
+    };
+    const int64_t q0 = static_cast<int64_t>(r.q_head_begin) * hd, nq = static_cast<int64_t>(r.n_q_heads()) * hd;
+    const int64_t k0 = static_cast<int64_t>(r.kv_head_begin) * hd, nk = static_cast<int64_t>(r.n_kv_heads()) * hd;
+    auto bq = bias("attn_q", c.q_dim(), q0, nq);
+    if (!bq) return bq.error();
+    auto bk = bias("attn_k", c.kv_dim(), k0, nk);
+    if (!bk) return bk.error();
+    auto bv = bias("attn_v", c.kv_dim(), k0, nk);
+    if (!bv) return bv.error();
+    w.bq = std::move(*bq);
+    w.bk = std::move(*bk);
+    w.bv = std::move(*bv);
+    if (qk_norm) {  // per head dimension, the same for every head: replicated on every rank
+      const TensorRef *qn, *kn;
+      TANDEM_TRY(get("attn_q_norm", hd, 1, qn));
+      TANDEM_TRY(get("attn_k_norm", hd, 1, kn));
+      w.q_norm = norm(qn);
+      w.k_norm = norm(kn);
+    }
     for (const PackedMatrix* p : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) m.bytes_per_token += p->bytes;
     m.layers.push_back(std::move(w));
     spdlog::debug("loaded layer {} of {}", l + 1, c.n_layers);
@@ -125,8 +166,9 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     m.bytes_per_token += m.output.bytes;
   }
   std::vector<float> factors;
-  if (const TensorRef* rf = f.find("rope_freqs.weight")) factors = read_norm(*rf);
+  if (const TensorRef* rf = f.find(kRopeFreqs)) factors = read_norm(*rf);
   m.rope_inv_freq = rope_inverse_frequencies(c, factors);
+  m.rope_style = arch_of(c).rope;
   return m;
 }
 

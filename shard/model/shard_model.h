@@ -1,6 +1,7 @@
 // One rank's slice of the model, packed for the kernels: its layers' column-parallel rows
-// (q/k/v/gate/up), row-parallel columns (output/down), norms, and — on the first stage — the
-// embedding table, on the last stage the output norm and a vocab slice of the head.
+// (q/k/v/gate/up, and the q/k/v biases of those rows), row-parallel columns (output/down), norms
+// (the per-head q/k norms whole: every rank applies them to its own heads), and — on the first
+// stage — the embedding table, on the last stage the output norm and a vocab slice of the head.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,8 @@ struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;  // dim
   PackedMatrix wq, wk, wv, wo;             // wq/wk/wv: local heads' rows; wo: their columns
   PackedMatrix w_gate, w_up, w_down;       // gate/up: local FFN rows; down: their columns
+  std::vector<float> bq, bk, bv;           // biases of the local q/k/v rows; empty when the file has none
+  std::vector<float> q_norm, k_norm;       // head_dim each (qk_norm families); empty otherwise
 };
 
 struct ShardModel {
@@ -29,6 +32,7 @@ struct ShardModel {
   std::vector<float> output_norm;
   PackedMatrix output;                // head rows [vocab_begin, vocab_end)
   std::vector<float> rope_inv_freq;   // rope_dim / 2 inverse frequencies, scaling applied
+  RopeStyle rope_style = RopeStyle::Adjacent;  // the family's pairing (arch.h)
   uint64_t bytes_loaded = 0;          // bytes of the file this rank read for its shard
   uint64_t bytes_per_token = 0;       // weight bytes one decode step streams on this rank
 };
