@@ -1,4 +1,5 @@
-// `tandem model info`: what a model file holds and what serving it costs in memory.
+// `tandem model info`: what a model file holds (family, tokenizer, chat template, weight types as
+// llama.cpp names them, tensors) and what serving it costs in memory.
 #include <fmt/format.h>
 
 #include <map>
@@ -8,8 +9,9 @@
 #include <string>
 
 #include "launch/commands.h"
-#include "shard/log.h"
+#include "shard/format/file_type.h"
 #include "shard/format/model_file.h"
+#include "shard/log.h"
 
 namespace tandem::cli {
 namespace {
@@ -57,6 +59,52 @@ std::string human_bytes(uint64_t b) {
   return fmt::format("{} B", b);
 }
 
+// What of its family's optional pieces a model has (arch.h).
+struct FamilyFacts {
+  const ArchInfo* arch = nullptr;
+  int layers_with_bias = 0;  // layers with a q, k or v bias
+  bool qk_norm = false;
+  bool tied = false;
+
+  std::string bias_text(int n_layers) const {
+    if (layers_with_bias == 0) return "no";
+    if (layers_with_bias == n_layers) return "yes";
+    return fmt::format("in {} of {} layers", layers_with_bias, n_layers);
+  }
+};
+
+FamilyFacts family_facts(const ModelFile& m) {
+  FamilyFacts f;
+  f.arch = &arch_of(m.config);
+  f.qk_norm = f.arch->qk_norm;
+  f.tied = m.config.tied_output;
+  for (int l = 0; l < m.config.n_layers; ++l)
+    for (const char* w : {"attn_q", "attn_k", "attn_v"})
+      if (m.find(tensor_bias_layer(l, w))) {
+        ++f.layers_with_bias;
+        break;
+      }
+  return f;
+}
+
+// tokenizer.chat_template and the named ones (tokenizer.chat_template.<name>, e.g. tool_use).
+struct Templates {
+  const std::string* main = nullptr;
+  std::vector<std::pair<std::string, size_t>> named;  // name, chars
+};
+Templates chat_templates(const ModelFile& m) {
+  Templates t;
+  if (!m.gguf) return t;
+  const std::string prefix = "tokenizer.chat_template.";
+  for (const auto& [k, v] : m.gguf->metadata) {
+    const std::string* s = v.as_string();
+    if (!s) continue;
+    if (k == "tokenizer.chat_template") t.main = s;
+    else if (k.rfind(prefix, 0) == 0) t.named.emplace_back(k.substr(prefix.size()), s->size());
+  }
+  return t;
+}
+
 struct InfoArgs {
   std::string path, tokenizer, kv_type = "f16";
   bool json = false;
@@ -87,6 +135,11 @@ void run_info(const InfoArgs& a) {
   const uint64_t weights = m->weight_bytes();
   const Vocab& v = m->vocab;
   const char* tok_kind = v.kind == TokenizerKind::Spm ? "spm" : "bpe";
+  const FamilyFacts fam = family_facts(*m);
+  const std::optional<std::string> pre = m->gguf ? m->gguf->get_string("tokenizer.ggml.pre") : std::nullopt;
+  const Templates tmpl = chat_templates(*m);
+  const FileType ft = file_type_of(*m);
+  const std::map<std::string, int> type_counts = tensor_type_counts(*m);
 
   if (a.json) {
     json j;
@@ -105,7 +158,21 @@ void run_info(const InfoArgs& a) {
                    {"ctx_len", c.ctx_len},   {"rope_dim", c.rope_dim},   {"rope_theta", c.rope_theta},
                    {"rms_eps", c.rms_eps},   {"rope_scaling", rope_scaling_name(c.rope_scaling)},
                    {"tied_output", c.tied_output}};
-    j["tokenizer"] = {{"kind", tok_kind}, {"n_tokens", v.tokens.size()}, {"bos", v.bos}, {"eos", v.eos}};
+    j["architecture"] = {{"name", fam.arch->name},
+                         {"rope", rope_style_name(fam.arch->rope)},
+                         {"qkv_bias", fam.layers_with_bias > 0},
+                         {"qkv_bias_layers", fam.layers_with_bias},
+                         {"qk_norm", fam.qk_norm},
+                         {"tied_head", fam.tied}};
+    j["tokenizer"] = {{"kind", tok_kind}, {"n_tokens", v.tokens.size()}, {"bos", v.bos}, {"eos", v.eos},
+                      {"pre", pre ? json(*pre) : json(nullptr)}};
+    json named = json::object();
+    for (const auto& [n, chars] : tmpl.named) named[n] = chars;
+    j["chat_template"] = {{"present", tmpl.main != nullptr}, {"chars", tmpl.main ? tmpl.main->size() : 0},
+                          {"named", std::move(named)}};
+    j["file_type"] = {{"id", ft.id},       {"name", ft.name},       {"enum", ft.enum_name},
+                      {"description", ft.description}, {"guessed", ft.guessed}};
+    j["tensor_types"] = type_counts;
     json ts = json::array();
     for (const auto& t : m->tensors) {
       json e = {{"name", t.name}, {"type", name(t.type)}, {"shape", t.ne}, {"bytes", t.nbytes}};
@@ -139,7 +206,18 @@ void run_info(const InfoArgs& a) {
              c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
   fmt::print("  context {}  rope dim {}  rope theta {}  rope scaling {}  rms eps {}  tied head {}\n", c.ctx_len,
              c.rope_dim, c.rope_theta, rope_scaling_name(c.rope_scaling), c.rms_eps, c.tied_output ? "yes" : "no");
-  fmt::print("  tokenizer {}: {} tokens, bos {}, eos {}\n", tok_kind, v.tokens.size(), v.bos, v.eos);
+  fmt::print("  architecture {}: RoPE {}, q/k/v biases {}, q/k norms {}, head {}\n", fam.arch->name,
+             rope_style_name(fam.arch->rope), fam.bias_text(c.n_layers), fam.qk_norm ? "yes" : "no",
+             fam.tied ? "tied to token_embd" : "untied (output.weight)");
+  fmt::print("  tokenizer {}: {} tokens, bos {}, eos {}, pre-tokenizer {}\n", tok_kind, v.tokens.size(), v.bos, v.eos,
+             pre ? "'" + *pre + "'" : std::string("none"));
+  std::string named;
+  for (const auto& [n, chars] : tmpl.named) named += fmt::format(", '{}' ({} chars)", n, chars);
+  fmt::print("  chat template: {}{}\n", tmpl.main ? fmt::format("yes ({} chars)", tmpl.main->size()) : "no", named);
+  std::string counts;
+  for (const auto& [type, n] : type_counts) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", type, n);
+  fmt::print("  file type: {} ({} = {}, \"{}\"); tensors: {}\n", ft.name, ft.enum_name, ft.id, ft.description,
+             counts);
   fmt::print("\ntensors ({}):\n", m->tensors.size());
   fmt::print("  {:<32} {:<6} {:<16} {:>14}\n", "name", "type", "shape", "bytes");
   for (const auto& t : m->tensors)

@@ -116,8 +116,11 @@ void add_model_synth(CLI::App& parent) {
     const auto t0 = std::chrono::steady_clock::now();
     auto st = write_synth_model(o);
     if (!st) {
-      spdlog::error("model {}{}", st.error().message,  // the message starts with "synth: "
-                    args->o.vocab_from.empty() ? " (the default vocabulary was used: pass --vocab-from F)" : "");
+      const std::string& msg = st.error().message;  // starts with "synth: "
+      const bool about_vocab = msg.find("vocabulary") != std::string::npos || msg.find("tokenizer") != std::string::npos;
+      spdlog::error("model {}{}", msg,
+                    args->o.vocab_from.empty() && about_vocab ? " (the default vocabulary was used: pass --vocab-from F)"
+                                                              : "");
       fail(1);
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

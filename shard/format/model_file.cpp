@@ -153,6 +153,12 @@ Result<const TensorRef*> ModelFile::require(std::string_view name, int64_t cols,
   return t;
 }
 
+bool ModelFile::is_tied_alias(const TensorRef& t) const {
+  if (t.name != kOutput || !config.tied_output) return false;
+  const TensorRef* e = find(kTokenEmbd);
+  return e && e->data == t.data;
+}
+
 uint64_t ModelFile::weight_bytes() const {
   // A tied head aliases token_embd's bytes: count what is stored, once.
   std::set<const uint8_t*> seen;

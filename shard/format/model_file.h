@@ -44,6 +44,8 @@ struct ModelFile {
   // The tensor or a clear error naming the file; checks the shape [cols, rows] when given.
   Result<const TensorRef*> require(std::string_view name, int64_t cols = -1, int64_t rows = -1) const;
   uint64_t weight_bytes() const;  // sum of tensor sizes
+  // The entry listed for a tied head: an alias of token_embd's bytes, not a tensor of the file.
+  bool is_tied_alias(const TensorRef& t) const;
 };
 
 // Opens a GGUF file or a llama2.c checkpoint (detected by magic). For llama2.c the tokenizer is

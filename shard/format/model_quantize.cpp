@@ -14,12 +14,6 @@ namespace {
 
 GgufValue u32(int64_t v) { return gguf_u32(static_cast<uint32_t>(v)); }
 
-bool is_tied_alias(const ModelFile& m, const TensorRef& t) {
-  if (t.name != kOutput || !m.config.tied_output) return false;
-  const TensorRef* e = m.find(kTokenEmbd);
-  return e && e->data == t.data;
-}
-
 }  // namespace
 
 uint32_t llama_file_type(WeightType t) {
@@ -127,7 +121,7 @@ Status quantize_model(const ModelFile& in, const std::string& out, WeightType ty
   uint64_t total = 0;
   int fallbacks = 0;
   for (const auto& t : in.tensors) {
-    if (is_tied_alias(in, t)) continue;
+    if (in.is_tied_alias(t)) continue;
     const WeightType dst = t.ne.size() >= 2 ? matrix_type_for(type, t.cols()) : WeightType::F32;
     if (dst != type && t.ne.size() >= 2) {
       // As llama.cpp does: rows that cannot hold whole blocks of the requested type get the
