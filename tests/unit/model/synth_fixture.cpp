@@ -46,8 +46,10 @@ std::vector<int32_t> stories_greedy_ids() {
   return v;
 }
 
-SynthOptions small_synth(WeightType t, int dim, int n_layers, int n_heads, int n_kv_heads, int ffn_dim, uint64_t seed) {
+SynthOptions small_synth(WeightType t, int dim, int n_layers, int n_heads, int n_kv_heads, int ffn_dim, uint64_t seed,
+                         const std::string& arch) {
   SynthOptions o;
+  o.arch = arch;
   o.vocab_from = stories_gguf();
   o.type = t;
   o.dim = dim;
@@ -65,9 +67,9 @@ SynthOptions small_synth(WeightType t, int dim, int n_layers, int n_heads, int n
 
 Result<std::string> synth_model(SynthOptions o) {
   const std::string vocab = std::filesystem::path(o.vocab_from).stem().string();
-  o.out = work_path(fmt::format("fx{}_{}_d{}_l{}_h{}_kv{}_f{}_c{}_s{}_r{}_dl{}_{}.gguf", kFixtureVersion, name(o.type),
-                                o.dim, o.n_layers, o.n_heads, o.n_kv_heads, o.ffn_dim, o.ctx_len, o.seed,
-                                o.residual_scale, o.draft_layers, vocab));
+  o.out = work_path(fmt::format("fx{}_{}{}_{}_d{}_l{}_h{}_kv{}_hd{}_f{}_c{}_s{}_r{}_dl{}_{}.gguf", kFixtureVersion, o.arch,
+                                o.tied ? "_tied" : "", name(o.type), o.dim, o.n_layers, o.n_heads, o.n_kv_heads,
+                                o.head_dim, o.ffn_dim, o.ctx_len, o.seed, o.residual_scale, o.draft_layers, vocab));
   o.draft_out.clear();
   const std::string path = o.out;
   TANDEM_TRY(write_once(path, [&](const std::string& tmp) {
@@ -87,10 +89,9 @@ Result<Converted> converted_model(const std::string& src, WeightType t) {
                                  name(t)));
   const int64_t block = info(t).block_elems;
   std::vector<TensorToWrite> tensors;
-  const TensorRef* embd = in->find(kTokenEmbd);
   for (const TensorRef& src_t : in->tensors) {
     // A tied head is listed as an alias of token_embd: writing it would untie the head.
-    if (src_t.name == kOutput && in->config.tied_output && embd && src_t.data == embd->data) continue;
+    if (in->is_tied_alias(src_t)) continue;
     const bool convert = src_t.ne.size() >= 2 && src_t.cols() % block == 0;
     if (src_t.ne.size() >= 2) ++(convert ? r.converted : r.kept_f32);
     const WeightType dst = convert ? t : WeightType::F32;

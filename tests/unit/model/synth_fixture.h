@@ -29,7 +29,7 @@ std::vector<int32_t> stories_greedy_ids();
 // Options for a small synthetic model over the stories260K vocabulary; `out` is left empty
 // (synth_model names the file from the options).
 SynthOptions small_synth(WeightType t, int dim, int n_layers, int n_heads, int n_kv_heads, int ffn_dim,
-                         uint64_t seed = 1);
+                         uint64_t seed = 1, const std::string& arch = "llama");
 
 // Path of the model these options describe, written on first use. The file name encodes every
 // option that changes the bytes; writing goes through a temporary file and a rename, so tests

@@ -1,7 +1,8 @@
 // Invariances the engine relies on, checked bit for bit: a sequence's logits do not depend on the
 // rest of its batch, on the thread count, on how its prompt is cut into chunks, or on what its KV
 // slot held before (rollback and slot reuse). Speculative verification, continuous batching and
-// greedy equivalence of SD/PEARL with plain decoding all assume them.
+// greedy equivalence of SD/PEARL with plain decoding all assume them. For llama, and for the qwen
+// families (biases, q/k norms, NeoX RoPE) in the last test.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -20,8 +21,12 @@ using Rows = std::vector<std::vector<float>>;
 
 std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
 
-std::string model_for(WeightType t) {
-  auto p = synth_model(small_synth(t, 256, 3, 8, 2, 512));
+// A llama model of weight type t; for "qwen2" the same shape with q/k/v biases, for "qwen3" with
+// q/k norms and 8 heads of 64 (q 512 wide on a 256-wide model).
+std::string model_for(WeightType t, const std::string& arch = "llama") {
+  SynthOptions o = small_synth(t, 256, 3, 8, 2, 512, 1, arch);
+  if (arch == "qwen3") o.head_dim = 64;
+  auto p = synth_model(o);
   EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
   return p.ok() ? *p : "";
 }
@@ -314,4 +319,49 @@ TEST(ForwardInv, FreedSlotReusedGivesSoloResults) {
     }
     EXPECT_EQ(got, solo);
   }
+}
+
+// The qwen families' pieces (per-row biases, per-head q/k norms, NeoX RoPE) are row-local too:
+// batching, thread count, prefill chunking and rollback change no bit of their logits either.
+TEST(ForwardInv, QwenFamiliesKeepEveryInvariance) {
+  SeqScript s;
+  s.prompt = test_tokens(13, 5, 512);
+  const auto prompt = test_tokens(19, 8, 512);
+  for (const char* arch : {"qwen2", "qwen3"})
+    for (WeightType t : {WeightType::F32, WeightType::Q4_0, WeightType::Q6_K}) {
+      SCOPED_TRACE(fmt::format("{} {}", arch, name(t)));
+      auto f = open_model(model_for(t, arch));
+      ASSERT_TRUE(f.ok()) << f.error().message;
+      ASSERT_EQ(f->config.arch, arch);
+      const Rows solo = run_solo(*f, s, 2);
+      ASSERT_EQ(solo.size(), static_cast<size_t>(s.steps() + 2));
+      EXPECT_EQ(run_batched(*f, s, 2), solo);
+      EXPECT_EQ(run_solo(*f, s, 1), solo);
+      EXPECT_EQ(run_batched(*f, s, 3), solo);
+      EXPECT_EQ(run_solo(*f, s, 2, 3, 4), solo);
+
+      const Rows whole = prefill_then_decode(*f, prompt, 0, 6);
+      ASSERT_EQ(whole.size(), 7u);
+      EXPECT_EQ(prefill_then_decode(*f, prompt, 1, 6), whole);
+      EXPECT_EQ(prefill_then_decode(*f, prompt, 3, 6), whole);
+
+      // Rollback: 8 greedy tokens, back to 4, another token: as if never gone further.
+      std::vector<int32_t> greedy;
+      {
+        auto e = run_tokens(*f, prompt, {});
+        ASSERT_TRUE(e);
+        int32_t tok = argmax(e->row(0));
+        for (int i = 0; i < 8; ++i) {
+          greedy.push_back(tok);
+          ASSERT_TRUE(e->run(SeqChunk{0, 19 + i, std::span<const int32_t>(&tok, 1), false}).ok());
+          tok = argmax(e->row(0));
+        }
+      }
+      const int32_t other = greedy[4] == 42 ? 43 : 42;
+      auto never = run_tokens(*f, prompt, std::vector<int32_t>(greedy.begin(), greedy.begin() + 4));
+      const Rows want = continue_from(*never, other, 4);
+      auto rolled = run_tokens(*f, prompt, greedy);
+      rolled->kv.length[0] = 23;
+      EXPECT_EQ(continue_from(*rolled, other, 4), want);
+    }
 }

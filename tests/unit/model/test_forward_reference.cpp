@@ -1,6 +1,7 @@
-// forward_stage against a double-precision reference written here from the definition of a LLaMA
-// block over the dequantized weights of the file (not over the packed shard), for every weight
-// type, several head layouts, a prefill chunk and decode steps.
+// forward_stage against a double-precision reference written here from the definition of each
+// family's block (llama; qwen2 with q/k/v biases; qwen3 with per-head q/k RMSNorm before RoPE; the
+// qwens with NeoX RoPE) over the dequantized weights of the file (not over the packed shard), for
+// every weight type, several head layouts, tied and untied heads, a prefill chunk and decode steps.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -33,6 +34,13 @@ std::vector<double> dequant(const TensorRef& t) {
 
 struct RefLayer {
   std::vector<double> attn_norm, ffn_norm, wq, wk, wv, wo, wg, wu, wd;
+  std::vector<double> bq, bk, bv;  // empty: no bias
+  std::vector<double> q_norm, k_norm;  // empty: no q/k norm
+};
+
+// What the reference leaves out or gets wrong on purpose, to show a test would catch it.
+struct RefFault {
+  bool drop_bias = false, drop_qk_norm = false, wrong_rope_pairs = false;
 };
 
 struct RefModel {
@@ -40,6 +48,8 @@ struct RefModel {
   std::vector<double> embd, out_norm, head;
   std::vector<RefLayer> layers;
   std::vector<double> inv_freq;  // rope_dim / 2
+  bool neox = false;             // rotate (i, i + rope_dim/2) instead of (2i, 2i+1)
+  RefFault fault;
 };
 
 // theta^(-2i / rope_dim), then the scaling of the config: linear divides every frequency by the
@@ -66,10 +76,13 @@ std::vector<double> ref_inv_freq(const ModelConfig& c) {
   return f;
 }
 
-RefModel load_ref(const ModelFile& f) {
+RefModel load_ref(const ModelFile& f, RefFault fault = {}) {
   RefModel m;
   m.c = f.config;
   m.inv_freq = ref_inv_freq(m.c);
+  m.fault = fault;
+  // llama.cpp's llama_model_rope_type: NORM for llama, NEOX for qwen2 and qwen3.
+  m.neox = (m.c.arch == "qwen2" || m.c.arch == "qwen3") != fault.wrong_rope_pairs;
   EXPECT_EQ(f.find("rope_freqs.weight"), nullptr) << "the reference does not read rope_freqs";
   auto get = [&](const std::string& n) {
     auto t = f.require(n);
@@ -79,10 +92,14 @@ RefModel load_ref(const ModelFile& f) {
   m.embd = get(kTokenEmbd);
   m.out_norm = get(kOutputNorm);
   m.head = f.config.tied_output ? m.embd : get(kOutput);
+  auto get_if = [&](const std::string& n) { return f.find(n) ? get(n) : std::vector<double>{}; };
   for (int l = 0; l < m.c.n_layers; ++l) {
     auto n = [&](const char* what) { return tensor_name_layer(l, what); };
+    auto b = [&](const char* what) { return tensor_bias_layer(l, what); };
     m.layers.push_back({get(n("attn_norm")), get(n("ffn_norm")), get(n("attn_q")), get(n("attn_k")), get(n("attn_v")),
-                        get(n("attn_output")), get(n("ffn_gate")), get(n("ffn_up")), get(n("ffn_down"))});
+                        get(n("attn_output")), get(n("ffn_gate")), get(n("ffn_up")), get(n("ffn_down")),
+                        get_if(b("attn_q")), get_if(b("attn_k")), get_if(b("attn_v")), get_if(n("attn_q_norm")),
+                        get_if(n("attn_k_norm"))});
   }
   return m;
 }
@@ -104,14 +121,17 @@ std::vector<double> rms_norm(const std::vector<double>& x, const std::vector<dou
   return y;
 }
 
-// Rotates pairs (2i, 2i+1) of the first rope_dim dimensions of each head by pos * inv_freq[i].
+// Rotates pair i of the first rope_dim dimensions of each head by pos * inv_freq[i]: dimensions
+// (2i, 2i+1) (llama.cpp's NORM), or (i, i + rope_dim/2) (NEOX: ggml's rotate_pairs with an
+// offset of n_dims/2).
 void rope(std::vector<double>& x, int n_heads, const RefModel& m, int pos) {
   const ModelConfig& c = m.c;
   for (int h = 0; h < n_heads; ++h)
     for (int i = 0; i < c.rope_dim / 2; ++i) {
       const double a = pos * m.inv_freq[i];
-      double& x0 = x[static_cast<size_t>(h) * c.head_dim + 2 * i];
-      double& x1 = x[static_cast<size_t>(h) * c.head_dim + 2 * i + 1];
+      const int d0 = m.neox ? i : 2 * i, d1 = m.neox ? i + c.rope_dim / 2 : 2 * i + 1;
+      double& x0 = x[static_cast<size_t>(h) * c.head_dim + d0];
+      double& x1 = x[static_cast<size_t>(h) * c.head_dim + d1];
       const double r0 = x0 * std::cos(a) - x1 * std::sin(a), r1 = x0 * std::sin(a) + x1 * std::cos(a);
       x0 = r0;
       x1 = r1;
@@ -137,6 +157,24 @@ struct RefSeq {
       const RefLayer& w = m.layers[l];
       auto xn = rms_norm(x, w.attn_norm, c.rms_eps);
       auto q = matvec(w.wq, xn), kk = matvec(w.wk, xn), vv = matvec(w.wv, xn);
+      auto add = [&](std::vector<double>& y, const std::vector<double>& bias) {
+        if (m.fault.drop_bias) return;
+        for (size_t i = 0; i < bias.size(); ++i) y[i] += bias[i];
+      };
+      add(q, w.bq);
+      add(kk, w.bk);
+      add(vv, w.bv);
+      // Qwen3: each head of q and of k RMS-normalised over head_dim, scaled per dimension.
+      auto head_norm = [&](std::vector<double>& y, int n_heads, const std::vector<double>& weight) {
+        if (weight.empty() || m.fault.drop_qk_norm) return;
+        for (int h = 0; h < n_heads; ++h) {
+          std::vector<double> head(y.begin() + h * hd, y.begin() + (h + 1) * hd);
+          head = rms_norm(head, weight, c.rms_eps);
+          std::copy(head.begin(), head.end(), y.begin() + h * hd);
+        }
+      };
+      head_norm(q, c.n_heads, w.q_norm);
+      head_norm(kk, c.n_kv_heads, w.k_norm);
       rope(q, c.n_heads, m, pos);
       rope(kk, c.n_kv_heads, m, pos);
       k[l].push_back(kk);
@@ -189,12 +227,13 @@ struct Compared {
 // Prefill of `n_prompt` tokens (every position's logits compared), then `n_decode` greedy steps.
 // `spec` may cut the model to a prefix of its layers with the head (layer-skip drafter).
 Compared compare_with_reference(const std::string& path, WeightType kv_type, Tolerance tol, const ShardSpec& spec = {},
-                                int n_prompt = 20, int n_decode = 6) {
+                                int n_prompt = 20, int n_decode = 6, RefFault fault = {}) {
   Compared r;
   auto f = open_model(path);
   EXPECT_TRUE(f.ok()) << (f.ok() ? "" : f.error().message);
   if (!f.ok()) return r;
-  const RefModel ref = load_ref(*f);
+  const RefModel ref = load_ref(*f, fault);
+  const bool faulty = fault.drop_bias || fault.drop_qk_norm || fault.wrong_rope_pairs;
   RefSeq seq(ref, spec.layer_end);
   auto e = make_engine(*f, 1, 64, 2, kv_type, spec);
   EXPECT_TRUE(e.ok()) << (e.ok() ? "" : e.error().message);
@@ -212,7 +251,7 @@ Compared compare_with_reference(const std::string& path, WeightType kv_type, Tol
       ++n;
     }
     r.max_rel = std::max(r.max_rel, worst);
-    EXPECT_LE(worst, tol.max_rel) << path << " pos " << pos;
+    if (!faulty) EXPECT_LE(worst, tol.max_rel) << path << " pos " << pos;
     r.argmax_same += argmax(got) == std::max_element(want.begin(), want.end()) - want.begin();
     ++r.positions;
   };
@@ -234,7 +273,7 @@ Compared compare_with_reference(const std::string& path, WeightType kv_type, Tol
     tok = argmax((*e)->row(0));
   }
   r.rms_rel = std::sqrt(sq / std::max(n, 1));
-  EXPECT_LE(r.rms_rel, tol.rms_rel) << path;
+  if (!faulty) EXPECT_LE(r.rms_rel, tol.rms_rel) << path;
   return r;
 }
 
@@ -417,5 +456,122 @@ TEST(ForwardRef, RopeInverseFrequencies) {
     for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.25f * static_cast<float>(i % 5);
     const auto scaled = rope_inverse_frequencies(c, factors);
     for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(scaled[i] * factors[i] / want[i], 1.0, 2e-6) << i;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The qwen families: qwen2 (q/k/v biases), qwen3 (q/k norms; head_dim decoupled from dim / heads),
+// both with NeoX RoPE, every weight type, GQA and MHA, untied and tied heads.
+
+namespace {
+
+struct FamilyShape {
+  const char* arch;
+  const char* what;
+  int dim, layers, heads, kv_heads, head_dim, ffn;  // head_dim 0: dim / heads
+  bool k_quants;
+};
+
+constexpr FamilyShape kFamilyShapes[] = {
+    {"qwen2", "GQA 8/2 heads of 32", 256, 3, 8, 2, 0, 512, true},
+    {"qwen2", "GQA 6/2 heads of 48", 288, 2, 6, 2, 0, 320, false},
+    {"qwen3", "GQA 8/2 heads of 64 (q 512 wide, dim 256)", 256, 3, 8, 2, 64, 512, true},
+    {"qwen3", "MHA 4/4 heads of 128 (q 512 wide, dim 256)", 256, 2, 4, 4, 128, 768, true},
+};
+
+SynthOptions family_synth(const FamilyShape& sh, WeightType t, bool tied) {
+  SynthOptions o = small_synth(t, sh.dim, sh.layers, sh.heads, sh.kv_heads, sh.ffn, 1, sh.arch);
+  o.head_dim = sh.head_dim;
+  o.tied = tied;
+  return o;
+}
+
+}  // namespace
+
+TEST(ForwardRef, QwenFamiliesEveryWeightTypeMatchDoubleReference) {
+  for (const FamilyShape& sh : kFamilyShapes)
+    for (bool tied : {false, true}) {
+      if (tied && &sh != &kFamilyShapes[0] && &sh != &kFamilyShapes[2]) continue;  // tied: one shape per family
+      for (WeightType t : kModelWeightTypes) {
+        const bool k_quant = t == WeightType::Q4_K || t == WeightType::Q6_K;
+        if (k_quant && !sh.k_quants) continue;
+        const std::string what = fmt::format("{} {}{} {}", sh.arch, sh.what, tied ? " tied" : "", name(t));
+        SCOPED_TRACE(what);
+        auto path = synth_model(family_synth(sh, t, tied));
+        ASSERT_TRUE(path.ok()) << path.error().message;
+        auto f = open_model(*path);
+        ASSERT_TRUE(f.ok()) << f.error().message;
+        EXPECT_EQ(f->config.arch, sh.arch);
+        EXPECT_EQ(f->config.tied_output, tied);
+        EXPECT_EQ(f->find(tensor_bias_layer(0, "attn_k")) != nullptr, std::string(sh.arch) == "qwen2");
+        EXPECT_EQ(f->find(tensor_name_layer(0, "attn_k_norm")) != nullptr, std::string(sh.arch) == "qwen3");
+        const auto c = compare_with_reference(*path, WeightType::F32, tolerance(t));
+        print_measured(what, c, tolerance(t));
+        EXPECT_EQ(c.positions, 26);
+      }
+    }
+}
+
+// The pieces really are applied (and the comparison above would see them missing): a reference
+// without the biases, without the q/k norms, or pairing RoPE dimensions as llama does is far
+// outside the tolerance the right one meets.
+TEST(ForwardRef, QwenPiecesAreAppliedNegativeControl) {
+  struct Case {
+    const FamilyShape& shape;
+    RefFault fault;
+    const char* what;
+  };
+  const Case cases[] = {
+      {kFamilyShapes[0], {.drop_bias = true}, "qwen2 without q/k/v biases"},
+      {kFamilyShapes[0], {.wrong_rope_pairs = true}, "qwen2 with llama's RoPE pairs"},
+      {kFamilyShapes[2], {.drop_qk_norm = true}, "qwen3 without q/k norms"},
+      {kFamilyShapes[2], {.wrong_rope_pairs = true}, "qwen3 with llama's RoPE pairs"},
+  };
+  for (const Case& k : cases)
+    for (WeightType t : {WeightType::F32, WeightType::Q4_0}) {
+      SCOPED_TRACE(fmt::format("{} {}", k.what, name(t)));
+      auto path = synth_model(family_synth(k.shape, t, false));
+      ASSERT_TRUE(path.ok()) << path.error().message;
+      const auto c = compare_with_reference(*path, WeightType::F32, tolerance(t), {}, 20, 6, k.fault);
+      print_measured(fmt::format("fault: {} {}", k.what, name(t)), c, tolerance(t));
+      // Measured: the faults move logits by 0.9-3.6 std at worst, 0.2-0.85 RMS, against 0.12 / 0.03.
+      EXPECT_GT(c.max_rel, 0.5) << "the faulty reference agrees: the piece is not exercised";
+      EXPECT_GT(c.rms_rel, 4 * tolerance(t).rms_rel) << "the faulty reference agrees: the piece is not exercised";
+    }
+}
+
+// A llama model does not become a qwen one by its RoPE alone: the llama reference with NeoX pairs
+// is also far off (the RoPE style comes from the architecture, not from the tensors).
+TEST(ForwardRef, LlamaKeepsAdjacentRopePairs) {
+  auto path = synth_model(small_synth(WeightType::F32, 256, 3, 8, 2, 512));
+  ASSERT_TRUE(path.ok()) << path.error().message;
+  const auto right = compare_with_reference(*path, WeightType::F32, tolerance(WeightType::F32));
+  const auto wrong =
+      compare_with_reference(*path, WeightType::F32, tolerance(WeightType::F32), {}, 20, 6, {.wrong_rope_pairs = true});
+  print_measured("llama with NeoX pairs (fault)", wrong, tolerance(WeightType::F32));
+  EXPECT_LE(right.max_rel, tolerance(WeightType::F32).max_rel);
+  EXPECT_GT(wrong.max_rel, 0.1);
+}
+
+// NeoX RoPE with a partial rotary dimension, another base and the F16 KV cache, and the
+// layer-skip drafter of a qwen3 model.
+TEST(ForwardRef, QwenRopeSettingsKvCacheAndLayerSkip) {
+  for (const FamilyShape* sh : {&kFamilyShapes[0], &kFamilyShapes[2]}) {
+    auto base = synth_model(family_synth(*sh, WeightType::F32, false));
+    ASSERT_TRUE(base.ok()) << base.error().message;
+    const std::string p = std::string(sh->arch) + ".";
+    auto half = with_metadata(*base, std::string(sh->arch) + "_rope_half",
+                              {{p + "rope.dimension_count", gguf_u32(sh->head_dim ? sh->head_dim / 2 : 16)},
+                               {p + "rope.freq_base", gguf_f32(1000000.0f)}});
+    ASSERT_TRUE(half.ok()) << half.error().message;
+    const auto c = compare_with_reference(*half, WeightType::F32, tolerance(WeightType::F32));
+    print_measured(fmt::format("{} partial NeoX rotary, theta 1e6", sh->arch), c, tolerance(WeightType::F32));
+    const Tolerance f16{5e-3, 1e-3};
+    const auto k = compare_with_reference(*base, WeightType::F16, f16);
+    print_measured(fmt::format("{} f16 KV cache", sh->arch), k, f16);
+    ShardSpec spec;
+    spec.layer_end = 1;
+    const auto d = compare_with_reference(*base, WeightType::F32, tolerance(WeightType::F32), spec);
+    print_measured(fmt::format("{} layer-skip drafter, 1 layer", sh->arch), d, tolerance(WeightType::F32));
   }
 }
