@@ -71,8 +71,10 @@ std::vector<SynthTensor> synth_tensors(const ModelConfig& c, WeightType t, int d
       stddev = kBiasStd;
     } else if (spec.matrix) {
       if (spec.what == "output" && tied) continue;
-      stddev = spec.what == "token_embd" ? 1.0f : spec.what == "output" ? head_logit_std * inv_sqrt(spec.cols)
-                                                                          : inv_sqrt(spec.cols);
+      // A tied head is token_embd itself: it gets the head's scale (the first norm makes the
+      // embedding's scale irrelevant to layer 0, and it keeps the logits' spread the same).
+      const bool head = spec.what == "output" || (spec.what == "token_embd" && tied);
+      stddev = head ? head_logit_std * inv_sqrt(spec.cols) : spec.what == "token_embd" ? 1.0f : inv_sqrt(spec.cols);
       if (spec.what == "attn_output" || spec.what == "ffn_down") stddev *= res;
     } else if (spec.what == "attn_q_norm" || spec.what == "attn_k_norm") {
       mean = 1.0f, stddev = kQkNormJitter;

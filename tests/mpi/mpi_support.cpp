@@ -59,8 +59,10 @@ std::vector<int32_t> real_greedy_ids() {
 }
 
 SynthFiles synth_model(const SynthShape& s, WeightType t) {
-  const std::string stem = fmt::format("{}/mpi_synth_d{}_l{}_h{}_kv{}_f{}_c{}_r{:.3f}_s{}_{}", TANDEM_TEST_WORK, s.dim,
-                                       s.layers, s.heads, s.kv_heads, s.ffn, s.ctx, s.residual_scale, s.seed, name(t));
+  const std::string stem =
+      fmt::format("{}/mpi_synth_{}{}_d{}_l{}_h{}_kv{}_hd{}_f{}_c{}_r{:.3f}_s{}_{}", TANDEM_TEST_WORK, s.arch,
+                  s.tied ? "_tied" : "", s.dim, s.layers, s.heads, s.kv_heads, s.head_dim, s.ffn, s.ctx, s.residual_scale,
+                  s.seed, name(t));
   SynthFiles f;
   f.target = stem + ".gguf";
   if (s.draft_layers > 0) f.draft = fmt::format("{}_draft{}.gguf", stem, s.draft_layers);
@@ -75,6 +77,9 @@ SynthFiles synth_model(const SynthShape& s, WeightType t) {
       o.out = f.target + tmp;
       o.vocab_from = real_target();
       o.type = t;
+      o.arch = s.arch;
+      o.tied = s.tied;
+      o.head_dim = s.head_dim;
       o.dim = s.dim;
       o.n_layers = s.layers;
       o.n_heads = s.heads;

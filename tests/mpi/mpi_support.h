@@ -44,6 +44,9 @@ void polite_barrier();
 // test asks and reused afterwards; the file name encodes every option, so a changed shape is a
 // new file. Collective.
 struct SynthShape {
+  std::string arch = "llama";  // a family of shard/format/arch.h
+  bool tied = false;           // head tied to token_embd
+  int head_dim = 0;            // 0: dim / heads
   int dim = 256, layers = 4, heads = 8, kv_heads = 4, ffn = 512, ctx = 512;
   float residual_scale = 0.05f;
   int draft_layers = 0;  // > 0: also write a draft with this many layers

@@ -11,7 +11,8 @@
 // the top two logits either way). Each rank also reports what it read from the file: the sum over
 // ranks must be one model (plus the replicated norms and KV heads), not one per rank.
 //
-// Shapes. A: 12 heads (4 KV heads), so tp 2, 3 and 4 all divide; 6 layers for pp 2 and 3.
+// Shapes. A: 12 heads (4 KV heads), so tp 2, 3 and 4 all divide; 6 layers for pp 2 and 3; also
+// as qwen2 (biases) and qwen3 (q/k norms, wider q, tied head) at tp 1, 2, 3, 4 and pp 2.
 // B: 512-wide with 8 heads of 64, the narrowest shape whose per-rank slices at tp 2 are whole
 // 256-element K-quant blocks. The matrix: every layout (and an uneven --layer-split) for f32 and
 // q4_0 on A, every weight type for tp2, pp2 and tp2×pp2 on B.
@@ -34,6 +35,21 @@ using DistLayout_np4 = MpiTest<4>;
 SynthShape shape_a() {
   SynthShape s;
   s.dim = 384, s.layers = 6, s.heads = 12, s.kv_heads = 4, s.ffn = 768, s.ctx = 256;
+  return s;
+}
+// The qwen families on shape A's layout: qwen2 (q/k/v biases, split with their rows) untied, and
+// qwen3 (per-head q/k norms, replicated) with 12 heads of 64 (q 768 wide on a 384-wide model)
+// and a tied head (split over the vocabulary like an untied one).
+SynthShape shape_qwen2() {
+  SynthShape s = shape_a();
+  s.arch = "qwen2";
+  return s;
+}
+SynthShape shape_qwen3() {
+  SynthShape s = shape_a();
+  s.arch = "qwen3";
+  s.head_dim = 64;
+  s.tied = true;
   return s;
 }
 SynthShape shape_b() {
@@ -211,18 +227,27 @@ uint64_t expected_total_bytes(const ModelFile& f, int tp) {
   const int hq = c.n_heads / tp, group = c.n_heads / c.n_kv_heads;
   int kv_held = 0;
   for (int r = 0; r < tp; ++r) kv_held += ((r + 1) * hq - 1) / group + 1 - (r * hq) / group;
-  uint64_t total = tp * bytes("output_norm.weight") + bytes("output.weight");
+  // A tied head reads token_embd's rows, counted like output.weight's.
+  uint64_t total = tp * bytes("output_norm.weight") + bytes(c.tied_output ? "token_embd.weight" : "output.weight");
   for (int l = 0; l < c.n_layers; ++l) {
     auto L = [&](const char* w) { return bytes(fmt::format("blk.{}.{}.weight", l, w)); };
     total += tp * (L("attn_norm") + L("ffn_norm"));
     total += L("attn_q") + L("attn_output") + L("ffn_gate") + L("ffn_up") + L("ffn_down");
     total += (L("attn_k") + L("attn_v")) * kv_held / c.n_kv_heads;
+    // qwen2: biases go with their rows (q once, k/v like their rows); qwen3: the per-head q/k
+    // norms are whole on every TP rank.
+    auto B = [&](const char* w) -> uint64_t {
+      const TensorRef* t = f.find(fmt::format("blk.{}.{}.bias", l, w));
+      return t ? t->nbytes : 0;
+    };
+    total += B("attn_q") + (B("attn_k") + B("attn_v")) * kv_held / c.n_kv_heads;
+    if (c.arch == "qwen3") total += tp * (L("attn_q_norm") + L("attn_k_norm"));
   }
   return total;
 }
 
 void check_layout(const SynthShape& shape, WeightType type, int tp, int pp, std::vector<int> layer_split = {}) {
-  SCOPED_TRACE(fmt::format("{} tp{} pp{} dim {}", name(type), tp, pp, shape.dim));
+  SCOPED_TRACE(fmt::format("{} {} tp{} pp{} dim {}", shape.arch, name(type), tp, pp, shape.dim));
   const SynthFiles files = synth_model(shape, type);
   ASSERT_FALSE(files.target.empty());
   constexpr int kCtx = 160;
@@ -287,9 +312,9 @@ void check_layout(const SynthShape& shape, WeightType type, int tp, int pp, std:
           EXPECT_EQ(ties, 0) << "float weights: the generations must be identical";
         }
         std::printf(
-            "[ layout   ] %s tp%d pp%d: logits vs single-rank: max |diff| %.2e, mean %.2e over %d rows; 128 greedy "
+            "[ layout   ] %s %s tp%d pp%d: logits vs single-rank: max |diff| %.2e, mean %.2e over %d rows; 128 greedy "
             "tokens: %d near-tie positions\n",
-            std::string(name(type)).c_str(), tp, pp, cmp.max_abs, cmp.sum_abs / std::max<int64_t>(1, cmp.n), cmp.rows,
+            shape.arch.c_str(), std::string(name(type)).c_str(), tp, pp, cmp.max_abs, cmp.sum_abs / std::max<int64_t>(1, cmp.n), cmp.rows,
             ties);
       },
       every_rank);
@@ -298,6 +323,12 @@ void check_layout(const SynthShape& shape, WeightType type, int tp, int pp, std:
 TEST_F(DistLayout_np1, Tp1ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 1, 1);
 }
+TEST_F(DistLayout_np1, Tp1Qwen) {
+  for (WeightType t : kShapeATypes) {
+    check_layout(shape_qwen2(), t, 1, 1);
+    check_layout(shape_qwen3(), t, 1, 1);
+  }
+}
 
 TEST_F(DistLayout_np2, Tp2ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 2, 1);
@@ -305,6 +336,13 @@ TEST_F(DistLayout_np2, Tp2ShapeA) {
 TEST_F(DistLayout_np2, Pp2ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 1, 2);
   check_layout(shape_a(), WeightType::F32, 1, 2, {1, 5});  // uneven --layer-split
+}
+TEST_F(DistLayout_np2, Tp2Pp2Qwen) {
+  for (WeightType t : kShapeATypes)
+    for (const SynthShape& sh : {shape_qwen2(), shape_qwen3()}) {
+      check_layout(sh, t, 2, 1);
+      check_layout(sh, t, 1, 2);
+    }
 }
 TEST_F(DistLayout_np2, Tp2AllTypes) {
   for (WeightType t : kModelWeightTypes) check_layout(shape_b(), t, 2, 1);
@@ -316,6 +354,12 @@ TEST_F(DistLayout_np2, Pp2AllTypes) {
 TEST_F(DistLayout_np3, Tp3ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 3, 1);
 }
+TEST_F(DistLayout_np3, Tp3Qwen) {
+  for (WeightType t : kShapeATypes) {
+    check_layout(shape_qwen2(), t, 3, 1);
+    check_layout(shape_qwen3(), t, 3, 1);
+  }
+}
 TEST_F(DistLayout_np3, Pp3ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 1, 3);
 }
@@ -325,6 +369,12 @@ TEST_F(DistLayout_np4, Tp4ShapeA) {
 }
 TEST_F(DistLayout_np4, Tp2Pp2ShapeA) {
   for (WeightType t : kShapeATypes) check_layout(shape_a(), t, 2, 2);
+}
+TEST_F(DistLayout_np4, Tp4Qwen) {
+  for (WeightType t : kShapeATypes) {
+    check_layout(shape_qwen2(), t, 4, 1);
+    check_layout(shape_qwen3(), t, 4, 1);
+  }
 }
 TEST_F(DistLayout_np4, Tp2Pp2AllTypes) {
   for (WeightType t : kModelWeightTypes) check_layout(shape_b(), t, 2, 2);

@@ -5,6 +5,8 @@
 // tokens plain autoregressive decoding commits, for 24 varied prompts decoded four at a time
 // (they queue and join mid-flight), with adaptive and fixed draft lengths, and with the modes
 // mixed inside one batch. The real pair also reproduces stories260K's published greedy output.
+// Qwen targets (qwen2 and qwen3 synthetic pairs) in SD, PEARL, PEARL with a tp 2 target and
+// layer-skip drafting, likewise.
 #include <cstdio>
 
 #include "shard/tokenizer/tokenizer.h"
@@ -22,9 +24,12 @@ constexpr int kTokens = 40;
 
 // The synthetic pair: a 4-layer target and its 1-layer draft (same embeddings and head); at
 // residual scale 0.05 they agree on most greedy tokens, like a real pair.
-SynthFiles synth_pair() {
+// The same pair as qwen2 (q/k/v biases) or qwen3 (q/k norms, 8 heads of 64 on a 256-wide model).
+SynthFiles synth_pair(const std::string& arch = "llama") {
   SynthShape s;
+  s.arch = arch;
   s.dim = 256, s.layers = 4, s.heads = 8, s.kv_heads = 4, s.ffn = 512, s.ctx = 512;
+  if (arch == "qwen3") s.head_dim = 64;
   s.residual_scale = 0.05f;
   s.draft_layers = 1;
   return synth_model(s, WeightType::Q4_0);
@@ -134,6 +139,12 @@ TEST_F(SpecGreedy_np1, LayerSkipSd) {
   const SynthFiles f = synth_pair();
   lossless_job(cluster_options(f.target, 1, 1, "layers:1"), {SpecMode::Sd}, "layers:1", 0.4);
 }
+TEST_F(SpecGreedy_np1, QwenPairsSd) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    const SynthFiles f = synth_pair(arch);
+    lossless_job(cluster_options(f.target, 1, 1, f.draft), {SpecMode::Sd}, fmt::format("{} pair", arch), 0.4);
+  }
+}
 TEST_F(SpecGreedy_np1, RealPairGoldenSd) {
   golden_job(cluster_options(real_target(), 1, 1, real_draft()), SpecMode::Sd);
 }
@@ -150,6 +161,17 @@ TEST_F(SpecGreedy_np2, RealPairPearl) {
 TEST_F(SpecGreedy_np2, LayerSkipPearl) {
   const SynthFiles f = synth_pair();
   lossless_job(cluster_options(f.target, 1, 1, "layers:1", 1), {SpecMode::Pearl}, "layers:1", 0.4);
+}
+TEST_F(SpecGreedy_np2, QwenPairsPearl) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    const SynthFiles f = synth_pair(arch);
+    lossless_job(cluster_options(f.target, 1, 1, f.draft, 1), {SpecMode::Pearl, SpecMode::Sd},
+                 fmt::format("{} pair", arch), 0.4);
+  }
+}
+TEST_F(SpecGreedy_np2, QwenLayerSkipPearl) {
+  const SynthFiles f = synth_pair("qwen3");
+  lossless_job(cluster_options(f.target, 1, 1, "layers:1", 1), {SpecMode::Pearl}, "qwen3 layers:1", 0.4);
 }
 TEST_F(SpecGreedy_np2, RealPairGoldenPearl) {
   golden_job(cluster_options(real_target(), 1, 1, real_draft(), 1), SpecMode::Pearl);
@@ -168,6 +190,13 @@ TEST_F(SpecGreedy_np3, LayerSkipPearlTp2) {
 TEST_F(SpecGreedy_np3, SynthPairPearlPp2) {
   const SynthFiles f = synth_pair();
   lossless_job(cluster_options(f.target, 1, 2, f.draft, 1), {SpecMode::Pearl}, "pp2 + draft", 0.4);
+}
+TEST_F(SpecGreedy_np3, QwenPairsPearlTp2) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    const SynthFiles f = synth_pair(arch);
+    lossless_job(cluster_options(f.target, 2, 1, f.draft, 1), {SpecMode::Pearl}, fmt::format("{} tp2 + draft", arch),
+                 0.4);
+  }
 }
 TEST_F(SpecGreedy_np3, SynthPairPearlDraftTp2) {
   const SynthFiles f = synth_pair();

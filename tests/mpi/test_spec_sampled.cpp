@@ -9,7 +9,8 @@
 // The test has teeth: the same runs with a deliberately wrong verification rule (resampling
 // from p instead of the residual after a rejection; accepting the draft's argmax untested) must
 // be rejected at the same significance. The synthetic pair's draft differs noticeably from its
-// target (acceptance ~0.6), so a wrong rule moves the distribution by a detectable amount.
+// target (acceptance ~0.6), so a wrong rule moves the distribution by a detectable amount. The
+// same for qwen2 and qwen3 pairs.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -26,8 +27,11 @@ using SpecSampled_np2 = MpiTest<2>;
 constexpr double kAlpha = 1e-3;
 constexpr int kRequests = 4000;
 
-SynthFiles sampled_pair() {
+// llama; or qwen2 / qwen3 of the same shape (qwen3 with 4 heads of 64 on the 128-wide model).
+SynthFiles sampled_pair(const std::string& arch = "llama") {
   SynthShape s;
+  s.arch = arch;
+  if (arch == "qwen3") s.head_dim = 64;
   s.dim = 128, s.layers = 3, s.heads = 4, s.kv_heads = 2, s.ffn = 256, s.ctx = 64;
   s.residual_scale = 0.25f;
   s.draft_layers = 1;
@@ -126,6 +130,22 @@ TEST_F(SpecSampled_np1, VanillaSd) {
   const SynthFiles f = sampled_pair();
   ClusterOptions o = cluster_options(f.target, 1, 1, f.draft, 0, /*max_seqs=*/8, /*ctx=*/64);
   sampled_job(o, SpecMode::Sd);
+}
+
+TEST_F(SpecSampled_np1, QwenSd) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    const SynthFiles f = sampled_pair(arch);
+    sampled_job(cluster_options(f.target, 1, 1, f.draft, 0, /*max_seqs=*/8, /*ctx=*/64), SpecMode::Sd);
+  }
+}
+
+TEST_F(SpecSampled_np2, QwenPearl) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    const SynthFiles f = sampled_pair(arch);
+    sampled_job(cluster_options(f.target, 1, 1, f.draft, 1, /*max_seqs=*/8, /*ctx=*/64), SpecMode::Pearl);
+  }
 }
 
 TEST_F(SpecSampled_np2, Pearl) {

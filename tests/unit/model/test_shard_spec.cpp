@@ -494,8 +494,9 @@ void compare_layout(const ModelFile& f, const Decoded& one, const std::vector<in
   EXPECT_EQ(d.tokens, one.tokens);
   const double err = max_rel_diff(one, d);
   EXPECT_LE(err, tp_tolerance(t));
-  fmt::print("[ measured ] TP {} PP {} {:<5} heads {}/{} dim {}: max|d|/std = {:.2e} (tol {:.0e}), greedy {}\n", tp, pp,
-             name(t), f.config.n_heads, f.config.n_kv_heads, f.config.dim, err, tp_tolerance(t),
+  fmt::print("[ measured ] TP {} PP {} {} {:<5} heads {}/{} of {} dim {}{}: max|d|/std = {:.2e} (tol {:.0e}), greedy {}\n",
+             tp, pp, f.config.arch, name(t), f.config.n_heads, f.config.n_kv_heads, f.config.head_dim, f.config.dim,
+             f.config.tied_output ? " tied" : "", err, tp_tolerance(t),
              d.tokens == one.tokens ? "identical" : "DIFFERS");
 }
 
@@ -566,4 +567,38 @@ TEST(TpSim, ImpossibleLayoutsFailAtLoad) {
   auto tp2 = load_shard(*f, ShardSpec{1, 2});  // 6 heads × 64 = 384 columns of a q4_k attn_output
   ASSERT_FALSE(tp2.ok());
   EXPECT_TRUE(contains(tp2.error().message, "attn_output")) << tp2.error().message;
+}
+
+// The qwen families under TP and PP: q/k/v biases split with their rows (tp 3's middle rank
+// holds parts of both KV heads, tp 4 replicates them with their biases), per-head q/k norms
+// replicated, all on 12 heads of 32 over 2 KV heads; qwen3 with 12 heads of 64 (q 768 wide on a
+// 384-wide model), and tied heads split over the vocabulary like untied ones.
+TEST(TpSim, QwenFamiliesMatchSingleRank) {
+  struct QwenCase {
+    const char* arch;
+    WeightType type;
+    int head_dim;
+    bool tied;
+  };
+  const QwenCase cases[] = {
+      {"qwen2", WeightType::F32, 0, false}, {"qwen2", WeightType::Q4_0, 0, true},
+      {"qwen2", WeightType::Q8_0, 0, false}, {"qwen3", WeightType::F32, 64, false},
+      {"qwen3", WeightType::Q4_0, 64, true}, {"qwen3", WeightType::BF16, 0, false},
+  };
+  const auto prompt = test_tokens(10, 44, 512);
+  for (const QwenCase& q : cases) {
+    SynthOptions o = small_synth(q.type, 384, 3, 12, 2, 736, 1, q.arch);
+    o.head_dim = q.head_dim;
+    o.tied = q.tied;
+    auto path = synth_model(o);
+    ASSERT_TRUE(path.ok()) << path.error().message;
+    auto f = open_model(*path);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    const Decoded one = decode(*f, 0, 0, prompt, 24);
+    ASSERT_EQ(one.tokens.size(), 25u);
+    for (auto [tp, pp] : {std::pair{2, 1}, std::pair{3, 1}, std::pair{4, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
+      SCOPED_TRACE(fmt::format("{} {}{} tp {} pp {}", q.arch, name(q.type), q.tied ? " tied" : "", tp, pp));
+      compare_layout(*f, one, prompt, 24, tp, pp, q.type);
+    }
+  }
 }
