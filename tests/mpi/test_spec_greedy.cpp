@@ -165,7 +165,8 @@ TEST_F(SpecGreedy_np2, LayerSkipPearl) {
 TEST_F(SpecGreedy_np2, QwenPairsPearl) {
   for (const char* arch : {"qwen2", "qwen3"}) {
     const SynthFiles f = synth_pair(arch);
-    lossless_job(cluster_options(f.target, 1, 1, f.draft, 1), {SpecMode::Pearl, SpecMode::Sd},
+    // Auto: a request that leaves the mode to the engine (PEARL with a draft group).
+    lossless_job(cluster_options(f.target, 1, 1, f.draft, 1), {SpecMode::Pearl, SpecMode::Sd, SpecMode::Auto},
                  fmt::format("{} pair", arch), 0.4);
   }
 }

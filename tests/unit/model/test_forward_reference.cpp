@@ -13,6 +13,7 @@
 
 #include "shard/format/gguf_writer.h"
 #include "shard/kernels/quant.h"
+#include "tests/unit/format/llama_cpp_layout.h"
 #include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
@@ -573,5 +574,24 @@ TEST(ForwardRef, QwenRopeSettingsKvCacheAndLayerSkip) {
     spec.layer_end = 1;
     const auto d = compare_with_reference(*base, WeightType::F32, tolerance(WeightType::F32), spec);
     print_measured(fmt::format("{} layer-skip drafter, 1 layer", sh->arch), d, tolerance(WeightType::F32));
+  }
+}
+
+// Files laid out as llama.cpp's converter writes Qwen2 (tied, biases, theta 1e6, eps 1e-6, a
+// 50257-token gpt2 vocabulary) and Qwen3 (key_length 32 on a 64-wide model, q/k norms, untied),
+// F16 matrices: the engine equals the reference built from the file's names and keys.
+TEST(ForwardRef, LlamaCppConverterLayoutsMatchDoubleReference) {
+  LlamaCppLayout q2;
+  LlamaCppLayout q3;
+  q3.arch = "qwen3";
+  q3.head_dim = 32;
+  q3.tied = false;
+  for (const LlamaCppLayout& o : {q2, q3}) {
+    SCOPED_TRACE(o.arch);
+    auto path = write_llama_cpp_layout(o);
+    ASSERT_TRUE(path.ok()) << path.error().message;
+    const auto c = compare_with_reference(*path, WeightType::F32, tolerance(WeightType::F16));
+    print_measured(fmt::format("llama.cpp converter layout, {}", o.arch), c, tolerance(WeightType::F16));
+    EXPECT_EQ(c.positions, 26);
   }
 }

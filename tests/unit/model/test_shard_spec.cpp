@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "tests/unit/format/llama_cpp_layout.h"
 #include "tests/unit/model/synth_fixture.h"
 
 using namespace tandem;
@@ -599,6 +600,28 @@ TEST(TpSim, QwenFamiliesMatchSingleRank) {
     for (auto [tp, pp] : {std::pair{2, 1}, std::pair{3, 1}, std::pair{4, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
       SCOPED_TRACE(fmt::format("{} {}{} tp {} pp {}", q.arch, name(q.type), q.tied ? " tied" : "", tp, pp));
       compare_layout(*f, one, prompt, 24, tp, pp, q.type);
+    }
+  }
+}
+
+// The llama.cpp converter layouts (qwen2 tied with biases, qwen3 with q/k norms) split over 2 and
+// 4 ranks and 2 stages.
+TEST(TpSim, LlamaCppConverterLayoutsMatchSingleRank) {
+  LlamaCppLayout q2;
+  LlamaCppLayout q3;
+  q3.arch = "qwen3";
+  q3.head_dim = 32;
+  q3.tied = false;
+  for (const LlamaCppLayout& o : {q2, q3}) {
+    auto path = write_llama_cpp_layout(o);
+    ASSERT_TRUE(path.ok()) << path.error().message;
+    auto f = open_model(*path);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    const auto prompt = test_tokens(10, 45, f->config.n_vocab);
+    const Decoded one = decode(*f, 0, 0, prompt, 12);
+    for (auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{2, 2}}) {
+      SCOPED_TRACE(fmt::format("{} tp {} pp {}", o.arch, tp, pp));
+      compare_layout(*f, one, prompt, 12, tp, pp, WeightType::F16);
     }
   }
 }
