@@ -236,7 +236,11 @@ void run_info(const InfoArgs& a) {
 
 void add_model_info(CLI::App& parent) {
   auto a = std::make_shared<InfoArgs>();
-  auto* c = parent.add_subcommand("info", "Show a model's metadata, config, tensors and memory needs (GGUF or llama2.c)");
+  auto* c = parent.add_subcommand(
+      "info",
+      "Show a model's family (architecture and its optional pieces), tokenizer and pre-tokenizer, chat template, file "
+      "type and tensors per type as llama.cpp names them, metadata, config, tensors and memory needs (GGUF or "
+      "llama2.c)");
   c->add_option("file", a->path, "Model file (GGUF or llama2.c checkpoint)")->required();
   c->add_flag("--json", a->json, "Print one JSON object instead of text");
   c->add_option("--ctx", a->ctx, "Context length for the KV cache estimate (default: the model's)")
