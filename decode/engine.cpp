@@ -162,9 +162,11 @@ void Engine::admit() {
   std::vector<int> load(groups_.size(), 0);
   for (auto& sp : slots_)
     if (sp && sp->dec) ++load[sp->group];
+  int64_t prompt_tokens = 0;
   for (auto& sp : slots_) {
     if (!sp || sp->dec) continue;
     Seq& s = *sp;
+    prompt_tokens += static_cast<int64_t>(s.req.prompt.size());
     s.group = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
     ++load[s.group];
     s.mode = resolve_mode(s.req.speculation);
@@ -175,8 +177,13 @@ void Engine::admit() {
     s.stop.emplace(s.req.stop);
     s.t_start = now();
     s.usage.prompt_tokens = s.n_prompt;
+    s.usage.mode = s.mode;
     s.epoch = next_epoch_++;  // engine-wide: a late block for a slot's previous owner is never taken
     spdlog::debug("request {} admitted to slot {} ({} prompt tokens, {})", s.req.id, s.slot, s.n_prompt, spec_mode_name(s.mode));
+  }
+  if (prompt_tokens) {
+    std::lock_guard lk(mu_);
+    info_.prompt_tokens += prompt_tokens;
   }
 }
 
@@ -266,6 +273,11 @@ void Engine::commit(Seq& s, int32_t tok, const Row* row) {
   if (s.usage.completion_tokens++ == 0) s.usage.ttft_ms = (now() - s.t_start) * 1e3;
   s.out.ids.push_back(tok);
   if (s.req.logprobs) s.out.logprobs.push_back(row && !row->logits.empty() ? logprob(row->logits, tok) : 0.0f);
+  if (s.req.top_logprobs > 0) {
+    auto& top = s.out.top_logprobs.emplace_back();
+    if (row && !row->logits.empty())
+      for (auto [id, lp] : top_logprobs(row->logits, s.req.top_logprobs)) top.push_back({id, lp});
+  }
   {
     std::lock_guard lk(mu_);
     ++info_.tokens_generated;
@@ -371,6 +383,10 @@ void Engine::post_draft(Seq& s, int n) {
                 gamma_.target_step(n + 1) * 1e3);
   s.draft_view = std::move(view);
   s.outstanding_epoch = s.epoch;
+  {
+    std::lock_guard lk(mu_);
+    info_.draft_len = r.n_draft;
+  }
   drafter_->post(r);
 }
 
@@ -486,6 +502,7 @@ void Engine::process(const StepResult& r, int g) {
     std::lock_guard lk(mu_);
     ++info_.target_steps;
     info_.target_busy_s += dt;
+    info_.step_seconds.observe(dt);
   }
   int row = 0;
   for (int slot : gs.slots) {

@@ -18,6 +18,7 @@
 
 #include "decode/draft_channel.h"
 #include "decode/draft_length.h"
+#include "decode/histogram.h"
 #include "decode/request.h"
 #include "decode/spec_verify.h"
 #include "dist/cluster.h"
@@ -44,6 +45,9 @@ struct EngineInfo {
   double wait_for_draft_s = 0;    // target side idle, waiting for a draft block
   double draft_idle_s = 0;        // draft side idle, waiting for a request (draft ranks only)
   std::vector<int64_t> tested_at, accepted_at;  // per draft position in a block
+  int draft_len = 0;              // tokens asked of the drafter by the latest draft request
+  Histogram step_seconds{latency_buckets()};  // target steps, as rank 0 sees them (all ranks of the group)
+  int64_t prompt_tokens = 0;      // prompt tokens of admitted requests
   SpecMode auto_mode = SpecMode::Off;
   std::string auto_reason;
   bool ready = false;

@@ -30,6 +30,7 @@ struct GenerationRequest {
   SpecMode speculation = SpecMode::Auto;
   int draft_len = 0;  // 0: the server's setting
   bool logprobs = false;
+  int top_logprobs = 0;  // also report the n most likely tokens at each position (implies logprobs)
 };
 
 struct Usage {
@@ -39,6 +40,12 @@ struct Usage {
   int accepted = 0;  // of those, accepted
   double ttft_ms = 0;
   double total_ms = 0;
+  SpecMode mode = SpecMode::Off;  // the mode the request was decoded in (never Auto)
+};
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
 };
 
 // One message of the stream: newly committed tokens and the text they completed; the last one
@@ -46,6 +53,7 @@ struct Usage {
 struct GenerationEvent {
   std::vector<int32_t> ids;
   std::vector<float> logprobs;  // per id, when requested
+  std::vector<std::vector<TokenLogprob>> top_logprobs;  // per id, the top_logprobs most likely, when requested
   std::string text;
   bool final = false;
   FinishReason reason = FinishReason::kNone;

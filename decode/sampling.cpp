@@ -351,3 +351,35 @@ float logprob(std::span<const float> logits, int32_t id) {
 }
 
 }  // namespace tandem
+
+namespace tandem {
+
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int n) {
+  std::vector<std::pair<int32_t, float>> out;
+  if (n <= 0 || logits.empty()) return out;
+  // Ranking: higher logit first, lower id on ties; NaN never ranks. A small sorted buffer beats a
+  // full sort of the vocabulary for the n <= 20 an API asks for.
+  auto better = [&](int32_t a, int32_t b) {
+    const float x = logits[static_cast<size_t>(a)], y = logits[static_cast<size_t>(b)];
+    return x > y || (x == y && a < b);
+  };
+  std::vector<int32_t> best;
+  best.reserve(static_cast<size_t>(n) + 1);
+  for (int32_t i = 0; i < static_cast<int32_t>(logits.size()); ++i) {
+    if (std::isnan(logits[static_cast<size_t>(i)])) continue;
+    if (static_cast<int>(best.size()) == n && !better(i, best.back())) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), i, better), i);
+    if (static_cast<int>(best.size()) > n) best.pop_back();
+  }
+  if (best.empty()) return out;
+  // One normaliser for all: log p(i) = log p(best) + (x_i - x_best) while both logits are finite.
+  const float x0 = logits[static_cast<size_t>(best[0])], lp0 = logprob(logits, best[0]);
+  for (int32_t id : best) {
+    const float x = logits[static_cast<size_t>(id)];
+    const bool finite = std::isfinite(x) && std::isfinite(x0) && std::isfinite(lp0);
+    out.emplace_back(id, finite ? lp0 + (x - x0) : logprob(logits, id));
+  }
+  return out;
+}
+
+}  // namespace tandem

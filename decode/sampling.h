@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "shard/result.h"
@@ -75,5 +76,9 @@ int32_t dist_argmax(const SparseDist& dist);
 // temperature and filters were: this is the model's own log-probability, what OpenAI-style APIs
 // report as `logprobs`, and it stays finite for tokens the filters excluded.
 float logprob(std::span<const float> logits, int32_t id);
+
+// The n most likely tokens of the same distribution as logprob(), most likely first (ties: lower
+// id), with their log-probabilities; fewer when the row has fewer non-NaN entries.
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int n);
 
 }  // namespace tandem

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -16,6 +17,7 @@
 #include "rpc/client_bench.h"
 #include "rpc/convert.h"
 #include "rpc/grpc_client.h"
+#include "rpc/security.h"
 #include "shard/log.h"
 
 namespace tandem::cli {
@@ -38,6 +40,39 @@ void check(const grpc::Status& st, const std::string& addr) {
   if (st.ok()) return;
   spdlog::error("{}: {}: {}", addr, rpc::code_name(st.error_code()), st.error_message());
   fail(exit_code(st));
+}
+
+// Where the server is and how to reach it: shared by every subcommand (the flags go before or after
+// the subcommand name).
+struct Conn {
+  std::string addr = "127.0.0.1:50051";
+  std::string tls_ca, tls_cert, tls_key, api_key;
+  bool tls = false;
+};
+
+rpc::ClientSecurity security(const Conn& c) {
+  rpc::ClientSecurity s;
+  s.tls = c.tls || !c.tls_ca.empty() || !c.tls_cert.empty();
+  s.api_key = c.api_key;
+  if (s.api_key.empty())
+    if (const char* k = std::getenv("TANDEM_API_KEY")) s.api_key = k;
+  auto read = [](const std::string& path, const char* flag, std::string& out) {
+    if (path.empty()) return;
+    auto t = rpc::read_file_text(path, flag);
+    if (!t) {
+      spdlog::error("{}", t.error().message);
+      fail(2);
+    }
+    out = *t;
+  };
+  read(c.tls_ca, "--tls-ca", s.ca_pem);
+  read(c.tls_cert, "--tls-cert", s.cert_pem);
+  read(c.tls_key, "--tls-key", s.key_pem);
+  if (s.cert_pem.empty() != s.key_pem.empty()) {
+    spdlog::error("--tls-cert and --tls-key go together (a client certificate for mutual TLS)");
+    fail(2);
+  }
+  return s;
 }
 
 std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1e3)); }
@@ -77,6 +112,7 @@ v1::Speculation speculation_of(const std::string& s) { return rpc::to_proto(*par
 
 struct GenerateCli {
   std::string addr, prompt, prompt_file, ids, ids_out, speculation = "auto";
+  rpc::ClientSecurity security;
   ChatFlags chat;
   bool no_bos = false, quiet = false, logprobs = false, ignore_eos = false, no_generation_prompt = false;
   int max_tokens = 0, top_k = 0, penalty_last_n = 64, draft_len = 0;
@@ -133,7 +169,7 @@ void run_generate(const GenerateCli& g, CLI::App& cmd) {
   req.set_logprobs(g.logprobs);
   req.set_speculation(speculation_of(g.speculation));
 
-  Client client(g.addr);
+  Client client(g.addr, g.security);
   rpc::GenerateResult res;
   const grpc::Status st = client.generate(
       req, res,
@@ -183,7 +219,7 @@ void run_generate(const GenerateCli& g, CLI::App& cmd) {
   }
 }
 
-void add_generate(CLI::App& client, std::string& addr) {
+void add_generate(CLI::App& client, Conn& conn) {
   auto g = std::make_shared<GenerateCli>();
   auto* c = client.add_subcommand("generate", "Stream a generation to stdout (usage on stderr at the end)");
   auto* p = c->add_option("--prompt", g->prompt, "Prompt text");
@@ -218,15 +254,16 @@ void add_generate(CLI::App& client, std::string& addr) {
   c->add_option("--ids-out", g->ids_out, "Also write the generated token ids to this file");
   c->add_option("--timeout", g->timeout, "Give up after this many seconds (0: never)")->check(CLI::Range(0.0, 1e6));
   c->add_flag("--quiet,-q", g->quiet, "No usage line on stderr");
-  c->callback([g, c, &addr] {
-    g->addr = addr;
+  c->callback([g, c, &conn] {
+    g->addr = conn.addr;
+    g->security = security(conn);
     run_generate(*g, *c);
   });
 }
 
 // ---- chat (render only) ------------------------------------------------------------------------
 
-void add_chat(CLI::App& client, std::string& addr) {
+void add_chat(CLI::App& client, Conn& conn) {
   struct Opts {
     ChatFlags chat;
     bool no_generation_prompt = false, ids = false;
@@ -237,14 +274,14 @@ void add_chat(CLI::App& client, std::string& addr) {
   add_chat_flags(*c, o->chat, /*required=*/true, /*with_template=*/false);
   c->add_flag("--no-generation-prompt", o->no_generation_prompt, "Do not append the opening of the assistant's turn");
   c->add_flag("--ids", o->ids, "Print the prompt's token ids instead of its text");
-  c->callback([o, &addr] {
+  c->callback([o, &conn] {
     auto files = read_chat_files(o->chat);
     if (!files) {
       spdlog::error("{}", files.error().message);
       fail(2);
     }
     v1::RenderChatResponse resp;
-    check(Client(addr).render_chat(to_chat_prompt(*files, !o->no_generation_prompt), resp), addr);
+    check(Client(conn.addr, security(conn)).render_chat(to_chat_prompt(*files, !o->no_generation_prompt), resp), conn.addr);
     if (o->ids) {
       std::string line;
       for (int i = 0; i < resp.ids_size(); ++i) line += fmt::format("{}{}", i ? " " : "", resp.ids(i));
@@ -258,7 +295,7 @@ void add_chat(CLI::App& client, std::string& addr) {
 
 // ---- tokenize / detokenize ---------------------------------------------------------------------
 
-void add_tokenize(CLI::App& client, std::string& addr) {
+void add_tokenize(CLI::App& client, Conn& conn) {
   struct Opts {
     std::string text;
     bool no_bos = false, parse_special = false, pieces = false;
@@ -269,13 +306,13 @@ void add_tokenize(CLI::App& client, std::string& addr) {
   c->add_flag("--no-bos", o->no_bos, "Do not prepend BOS");
   c->add_flag("--parse-special", o->parse_special, "Recognise special-token texts such as <s>");
   c->add_flag("--pieces", o->pieces, "Print one token per line: id and its text");
-  c->callback([o, c, &addr] {
+  c->callback([o, c, &conn] {
     v1::TokenizeRequest req;
     req.set_text(c->count("--text") ? o->text : read_all(std::cin));
     req.set_add_bos(!o->no_bos);
     req.set_parse_special(o->parse_special);
     v1::TokenizeResponse resp;
-    check(Client(addr).tokenize(req, resp), addr);
+    check(Client(conn.addr, security(conn)).tokenize(req, resp), conn.addr);
     if (o->pieces) {
       for (int i = 0; i < resp.ids_size(); ++i) fmt::print("{}\t{}\n", resp.ids(i), resp.pieces(i));
       return;
@@ -286,7 +323,7 @@ void add_tokenize(CLI::App& client, std::string& addr) {
   });
 }
 
-void add_detokenize(CLI::App& client, std::string& addr) {
+void add_detokenize(CLI::App& client, Conn& conn) {
   struct Opts {
     std::string ids;
     bool render_special = false;
@@ -295,7 +332,7 @@ void add_detokenize(CLI::App& client, std::string& addr) {
   auto* c = client.add_subcommand("detokenize", "Text of token ids (from --ids or stdin) with the server's tokenizer");
   c->add_option("--ids", o->ids, "Token ids separated by spaces (default: read stdin)");
   c->add_flag("--render-special", o->render_special, "Show control tokens such as BOS/EOS by their text");
-  c->callback([o, c, &addr] {
+  c->callback([o, c, &conn] {
     auto ids = parse_ids(c->count("--ids") ? o->ids : read_all(std::cin), "--ids");
     if (!ids) {
       spdlog::error("{}", ids.error().message);
@@ -305,24 +342,24 @@ void add_detokenize(CLI::App& client, std::string& addr) {
     req.mutable_ids()->Add(ids->begin(), ids->end());
     req.set_render_special(o->render_special);
     v1::DetokenizeResponse resp;
-    check(Client(addr).detokenize(req, resp), addr);
+    check(Client(conn.addr, security(conn)).detokenize(req, resp), conn.addr);
     fmt::print("{}\n", resp.text());
   });
 }
 
 // ---- info / health -----------------------------------------------------------------------------
 
-void add_info(CLI::App& client, std::string& addr) {
+void add_info(CLI::App& client, Conn& conn) {
   auto json = std::make_shared<bool>(false);
   auto* c = client.add_subcommand("info", "The served model, the layout and the server's live counters");
   c->add_flag("--json", *json, "Print {\"model\": ModelInfo, \"server\": ServerInfo} as JSON");
-  c->callback([json, &addr] {
-    Client cl(addr);
+  c->callback([json, &conn] {
+    Client cl(conn.addr, security(conn));
     v1::ServerInfo s;
-    check(cl.server_info(s), addr);
+    check(cl.server_info(s), conn.addr);
     v1::ModelInfo m;
     const grpc::Status mst = cl.model_info(m);
-    if (!mst.ok() && mst.error_code() != grpc::StatusCode::UNAVAILABLE) check(mst, addr);
+    if (!mst.ok() && mst.error_code() != grpc::StatusCode::UNAVAILABLE) check(mst, conn.addr);
     if (*json) {
       fmt::print("{{\n\"model\": {},\n\"server\": {}}}\n", mst.ok() ? to_json(m) : "null", to_json(s));
       return;
@@ -357,7 +394,7 @@ void add_info(CLI::App& client, std::string& addr) {
   });
 }
 
-void add_health(CLI::App& client, std::string& addr) {
+void add_health(CLI::App& client, Conn& conn) {
   struct Opts {
     double wait = 0;
     std::string service;
@@ -366,8 +403,8 @@ void add_health(CLI::App& client, std::string& addr) {
   auto* c = client.add_subcommand("health", "grpc.health.v1 status: prints SERVING / NOT_SERVING / …; exit 0 only when SERVING");
   c->add_option("--wait", o->wait, "Poll until SERVING for up to this many seconds")->check(CLI::Range(0.0, 1e6));
   c->add_option("--service", o->service, "Service to ask about (default: the whole server)");
-  c->callback([o, &addr] {
-    Client cl(addr);
+  c->callback([o, &conn] {
+    Client cl(conn.addr, security(conn));
     const rpc::Health h = o->wait > 0 ? cl.wait_until_serving(seconds(o->wait)) : cl.health(std::chrono::seconds(5), o->service);
     fmt::print("{}\n", rpc::to_string(h));
     std::fflush(stdout);
@@ -377,10 +414,10 @@ void add_health(CLI::App& client, std::string& addr) {
 
 // ---- bench -------------------------------------------------------------------------------------
 
-void add_bench(CLI::App& client, std::string& addr) {
+void add_bench(CLI::App& client, Conn& conn) {
   struct Opts {
     rpc::BenchOptions b;
-    std::string prompts_file, json, speculation = "auto";
+    std::string prompts_file, json, speculation = "auto", http_url;
     bool no_ignore_eos = false;
   };
   auto o = std::make_shared<Opts>();
@@ -395,9 +432,17 @@ void add_bench(CLI::App& client, std::string& addr) {
   c->add_flag("--no-ignore-eos", o->no_ignore_eos, "Let requests stop at end-of-generation (default: always max-tokens)");
   c->add_option("--timeout", o->b.timeout_s, "Per-request timeout in seconds")->check(CLI::Range(1, 1 << 20));
   c->add_option("--json", o->json, "Also write the figures as JSON to this file");
-  c->callback([o, &addr] {
+  c->add_option("--http", o->http_url,
+                "Drive the OpenAI HTTP API at this base URL instead of gRPC, e.g. http://127.0.0.1:8080 "
+                "(streamed POST /v1/completions; https:// trusts --tls-ca)");
+  c->callback([o, &conn] {
     rpc::BenchOptions b = o->b;
-    b.addr = addr;
+    b.addr = conn.addr;
+    b.security = security(conn);
+    if (!o->http_url.empty()) {
+      b.http_url = o->http_url;
+      b.http_ca_path = conn.tls_ca;
+    }
     b.speculation = speculation_of(o->speculation);
     b.ignore_eos = !o->no_ignore_eos;
     if (o->prompts_file.empty()) {
@@ -431,12 +476,10 @@ void add_bench(CLI::App& client, std::string& addr) {
 }  // namespace
 
 void add_client_commands(CLI::App& app) {
-  auto addr = std::make_shared<std::string>("127.0.0.1:50051");
-  auto* c = app.add_subcommand("client", "Talk to a running `tandem serve` over gRPC");
+  auto conn = std::make_shared<Conn>();
+  auto* c = app.add_subcommand("client", "Talk to a running `tandem serve` over gRPC (bench: or its HTTP API)");
   c->require_subcommand(1);
-  c->add_option("--addr", *addr, "Server address HOST:PORT")->capture_default_str();
-  // Every subcommand takes --addr too, so it can go before or after the subcommand name.
-  std::string& a = *addr;
+  Conn& a = *conn;
   add_generate(*c, a);
   add_chat(*c, a);
   add_tokenize(*c, a);
@@ -444,9 +487,20 @@ void add_client_commands(CLI::App& app) {
   add_info(*c, a);
   add_health(*c, a);
   add_bench(*c, a);
-  for (auto* sub : c->get_subcommands({})) sub->add_option("--addr", a, "Server address HOST:PORT")->capture_default_str();
-  // The address string must outlive parsing: keep it alive with the app.
-  c->callback([addr] {});
+  // Every subcommand takes the connection flags too, so they can go before or after its name.
+  std::vector<CLI::App*> apps = c->get_subcommands({});
+  apps.push_back(c);
+  for (auto* sub : apps) {
+    sub->add_option("--addr", a.addr, "Server address HOST:PORT")->capture_default_str();
+    sub->add_flag("--tls", a.tls, "Connect over TLS, trusting the system's CA certificates (implied by --tls-ca)");
+    sub->add_option("--tls-ca", a.tls_ca, "Connect over TLS, trusting this PEM CA certificate")->check(CLI::ExistingFile);
+    sub->add_option("--tls-cert", a.tls_cert, "PEM client certificate, for a server that requires mutual TLS")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--tls-key", a.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+    sub->add_option("--api-key", a.api_key, "API key, sent as 'authorization: Bearer <key>' (default: $TANDEM_API_KEY)");
+  }
+  // The connection flags must outlive parsing: keep them alive with the app.
+  c->callback([conn] {});
 }
 
 }  // namespace tandem::cli

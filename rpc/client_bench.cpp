@@ -10,6 +10,9 @@
 #include <numeric>
 #include <thread>
 
+#include "rpc/convert.h"
+#include "rpc/http_client.h"
+
 namespace tandem::rpc {
 
 LatencyStats summarize(std::vector<double> v) {
@@ -94,17 +97,50 @@ Result<BenchReport> run_bench(const BenchOptions& o) {
   if (o.requests < 1) return make_error("--requests must be at least 1 (got {})", o.requests);
   if (o.concurrency < 1) return make_error("--concurrency must be at least 1 (got {})", o.concurrency);
   if (o.prompts.empty()) return make_error("no prompts to send");
-  Client client(o.addr);
-  // Fail fast with a clear message when there is nothing to talk to.
-  v1::ServerInfo info;
-  if (auto st = client.server_info(info, std::chrono::seconds(10)); !st.ok())
-    return make_error("{}: {} ({})", o.addr, st.error_message(), code_name(st.error_code()));
+  const bool http = !o.http_url.empty();
+  const HttpEndpoint endpoint{o.http_url, o.http_ca_path, o.security.api_key};
+  Client client(http ? std::string("127.0.0.1:1") : o.addr, o.security);
+  // Fail fast with a clear message when there is nothing to talk to (or the key is refused).
+  if (http) {
+    std::string body;
+    auto st = HttpClient(endpoint).get("/v1/models", body);
+    if (!st) return make_error("{}: {}", o.http_url, st.error().message);
+    if (*st != 200) return make_error("{}: GET /v1/models answered HTTP {}: {}", o.http_url, *st, body);
+  } else {
+    v1::ServerInfo info;
+    if (auto st = client.server_info(info, std::chrono::seconds(10)); !st.ok())
+      return make_error("{}: {} ({})", o.addr, st.error_message(), code_name(st.error_code()));
+  }
 
   BenchReport r;
   r.requests = o.requests;
   std::vector<double> ttft, tpot, itl, e2e, queue;
   std::mutex mu;
   std::atomic<int> next{0};
+  auto http_worker = [&] {
+    HttpClient hc(endpoint);  // one connection per worker: httplib clients are not shared between threads
+    while (true) {
+      const int i = next++;
+      if (i >= o.requests) return;
+      nlohmann::json body = {{"prompt", o.prompts[static_cast<size_t>(i) % o.prompts.size()]},
+                             {"max_tokens", o.max_tokens},
+                             {"temperature", o.temperature},
+                             {"seed", o.seed + static_cast<uint64_t>(i)},
+                             {"ignore_eos", o.ignore_eos},
+                             {"speculation", spec_mode_name(from_proto(o.speculation))}};
+      GenerateResult g;
+      std::string code;
+      const Status st = hc.stream("/v1/completions", body, g, &code);
+      std::lock_guard lk(mu);
+      if (!st) {
+        ++r.failed;
+        ++r.errors[code.empty() ? "error" : code];
+        continue;
+      }
+      ++r.succeeded;
+      add_sample(r, g, ttft, tpot, itl, e2e);
+    }
+  };
   auto worker = [&] {
     while (true) {
       const int i = next++;
@@ -132,7 +168,10 @@ Result<BenchReport> run_bench(const BenchOptions& o) {
   };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
-  for (int c = 0; c < std::min(o.concurrency, o.requests); ++c) threads.emplace_back(worker);
+  for (int c = 0; c < std::min(o.concurrency, o.requests); ++c) {
+    if (http) threads.emplace_back(http_worker);
+    else threads.emplace_back(worker);
+  }
   for (auto& t : threads) t.join();
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.output_tok_s = r.completion_tokens / std::max(1e-9, r.wall_s);
@@ -146,8 +185,9 @@ Result<BenchReport> run_bench(const BenchOptions& o) {
 }
 
 void print_report(const BenchReport& r, const BenchOptions& o, std::FILE* out) {
-  fmt::print(out, "requests {} (ok {}, failed {}) at concurrency {}, max_tokens {}, {} prompts\n", r.requests,
-             r.succeeded, r.failed, o.concurrency, o.max_tokens, o.prompts.size());
+  fmt::print(out, "requests {} (ok {}, failed {}) at concurrency {}, max_tokens {}, {} prompts, over {}\n", r.requests,
+             r.succeeded, r.failed, o.concurrency, o.max_tokens, o.prompts.size(),
+             o.http_url.empty() ? "gRPC " + o.addr : "HTTP " + o.http_url);
   for (const auto& [code, n] : r.errors) fmt::print(out, "  errors: {} × {}\n", n, code);
   fmt::print(out, "wall {:.2f} s; output {} tokens, {:.1f} tok/s; {:.2f} requests/s; prompt tokens {}\n", r.wall_s,
              r.completion_tokens, r.output_tok_s, r.requests_per_s, r.prompt_tokens);
@@ -174,7 +214,8 @@ nlohmann::json to_json(const BenchReport& r, const BenchOptions& o) {
   nlohmann::json errors = nlohmann::json::object();
   for (const auto& [code, n] : r.errors) errors[code] = n;
   return {
-      {"addr", o.addr},
+      {"addr", o.http_url.empty() ? o.addr : o.http_url},
+      {"api", o.http_url.empty() ? "grpc" : "http"},
       {"requests", r.requests},
       {"succeeded", r.succeeded},
       {"failed", r.failed},

@@ -1,4 +1,5 @@
-// `tandem client bench`: N Generate calls at concurrency C against a running server, and the
+// `tandem client bench`: N Generate calls (or, with --http, streamed /v1/completions requests) at
+// concurrency C against a running server, and the
 // latency figures serving is judged by. Definitions (all client-side, per request):
 //   TTFT  time from sending the request to the first message carrying tokens;
 //   TPOT  (end-to-end − TTFT) / (completion tokens − 1), the mean time per output token after
@@ -31,6 +32,11 @@ struct BenchOptions {
   v1::Speculation speculation = v1::SPECULATION_AUTO;
   bool ignore_eos = true;      // every request generates max_tokens, so runs compare
   int timeout_s = 300;         // per request
+  ClientSecurity security;     // gRPC: TLS and API key
+  // Non-empty: drive the OpenAI HTTP API at this base URL (POST /v1/completions, streamed)
+  // instead of gRPC at `addr`; the same prompts, parameters and figures.
+  std::string http_url;
+  std::string http_ca_path;
 };
 
 struct LatencyStats {

@@ -126,6 +126,13 @@ Result<GenerationRequest> to_engine_request(const v1::GenerateRequest& in, const
     r.draft_len = in.draft_len();
   }
   r.logprobs = in.logprobs();
+  if (in.has_top_logprobs()) {
+    if (in.top_logprobs() < 0 || in.top_logprobs() > kMaxTopLogprobs)
+      return make_error(ErrorCode::InvalidArgument, "top_logprobs must be in [0, {}] (got {})", kMaxTopLogprobs,
+                        in.top_logprobs());
+    r.top_logprobs = in.top_logprobs();
+    r.logprobs = r.logprobs || r.top_logprobs > 0;
+  }
   return r;
 }
 
@@ -178,6 +185,7 @@ void to_proto(const Usage& u, v1::Usage& out) {
   out.set_accepted_tokens(u.accepted);
   out.set_time_to_first_token_ms(u.ttft_ms);
   out.set_total_time_ms(u.total_ms);
+  out.set_speculation(to_proto(u.mode));
 }
 
 void to_proto(const GenerationEvent& e, v1::GenerateResponse& out) {
@@ -185,6 +193,13 @@ void to_proto(const GenerationEvent& e, v1::GenerateResponse& out) {
   out.set_text(e.text);
   out.mutable_token_ids()->Add(e.ids.begin(), e.ids.end());
   out.mutable_logprobs()->Add(e.logprobs.begin(), e.logprobs.end());
+  for (const auto& top : e.top_logprobs) {
+    auto* t = out.add_top_logprobs();
+    for (const auto& tl : top) {
+      t->add_ids(tl.id);
+      t->add_logprobs(tl.logprob);
+    }
+  }
   if (!e.final) return;
   auto* f = out.mutable_final();
   f->set_finish_reason(to_proto(e.reason));

@@ -12,6 +12,7 @@
 namespace tandem::rpc {
 
 inline constexpr int kDefaultMaxTokens = 128;
+inline constexpr int kMaxTopLogprobs = 20;
 
 // Validates and converts a GenerateRequest: tokenizes a text prompt (or renders a chat prompt
 // with `chat`'s template), applies the documented defaults of absent fields, and checks every

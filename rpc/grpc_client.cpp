@@ -49,17 +49,36 @@ const char* code_name(grpc::StatusCode c) {
   }
 }
 
-Client::Client(const std::string& addr)
-    : channel_(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials())),
+namespace {
+
+std::shared_ptr<grpc::ChannelCredentials> credentials(const ClientSecurity& sec) {
+  if (!sec.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = sec.ca_pem;  // empty: the system's roots
+  o.pem_cert_chain = sec.cert_pem;
+  o.pem_private_key = sec.key_pem;
+  return grpc::SslCredentials(o);
+}
+
+}  // namespace
+
+Client::Client(const std::string& addr, const ClientSecurity& sec)
+    : channel_(grpc::CreateChannel(addr, credentials(sec))),
       stub_(v1::Tandem::NewStub(channel_)),
-      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+      health_(grpc::health::v1::Health::NewStub(channel_)),
+      api_key_(sec.api_key) {}
+
+void Client::prepare(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) const {
+  set_deadline(ctx, timeout);
+  if (!api_key_.empty()) ctx.AddMetadata("authorization", "Bearer " + api_key_);
+}
 
 grpc::Status Client::generate(const v1::GenerateRequest& req, GenerateResult& out,
                               const std::function<bool(const v1::GenerateResponse&)>& on_message,
                               std::chrono::milliseconds timeout) {
   out = GenerateResult{};
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   const auto t0 = Clock::now();
   auto reader = stub_->Generate(&ctx, req);
   v1::GenerateResponse msg;
@@ -88,39 +107,39 @@ grpc::Status Client::generate(const v1::GenerateRequest& req, GenerateResult& ou
 
 grpc::Status Client::tokenize(const v1::TokenizeRequest& req, v1::TokenizeResponse& out, std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   return stub_->Tokenize(&ctx, req, &out);
 }
 
 grpc::Status Client::render_chat(const v1::ChatPrompt& req, v1::RenderChatResponse& out,
                                  std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   return stub_->RenderChat(&ctx, req, &out);
 }
 
 grpc::Status Client::detokenize(const v1::DetokenizeRequest& req, v1::DetokenizeResponse& out,
                                 std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   return stub_->Detokenize(&ctx, req, &out);
 }
 
 grpc::Status Client::model_info(v1::ModelInfo& out, std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   return stub_->GetModelInfo(&ctx, v1::GetModelInfoRequest{}, &out);
 }
 
 grpc::Status Client::server_info(v1::ServerInfo& out, std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   return stub_->GetServerInfo(&ctx, v1::GetServerInfoRequest{}, &out);
 }
 
 Health Client::health(std::chrono::milliseconds timeout, const std::string& service) {
   grpc::ClientContext ctx;
-  set_deadline(ctx, timeout);
+  prepare(ctx, timeout);
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;

@@ -33,10 +33,19 @@ const char* to_string(Health h);
 // "INVALID_ARGUMENT", "UNAVAILABLE", ... (the names the gRPC documentation uses).
 const char* code_name(grpc::StatusCode c);
 
+// How the client proves who it talks to and who it is: TLS (trusting `ca_pem`, or the system's
+// roots when empty; a client certificate for mutual TLS) and an API key sent as
+// `authorization: Bearer <key>` metadata on every Tandem call.
+struct ClientSecurity {
+  bool tls = false;
+  std::string ca_pem, cert_pem, key_pem;
+  std::string api_key;
+};
+
 class Client {
  public:
   // `addr` HOST:PORT. Connects lazily (the first call waits for the connection up to its timeout).
-  explicit Client(const std::string& addr);
+  explicit Client(const std::string& addr, const ClientSecurity& sec = {});
 
   // Streams one generation. `on_message` (optional) sees each message as it arrives; returning
   // false cancels the call. timeout 0: none.
@@ -61,6 +70,8 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Tandem::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::string api_key_;
+  void prepare(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) const;
 };
 
 }  // namespace tandem::rpc

@@ -43,6 +43,7 @@ class TandemService final : public v1::Tandem::Service {
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* in,
                         grpc::ServerWriter<v1::GenerateResponse>* out) override {
     const auto t_arrival = Clock::now();
+    if (!authorized(ctx)) return unauthenticated();
     Engine* e = engine();
     if (!e) return starting();
     auto req = to_engine_request(*in, e->tokenizer(), e->ctx(), chat_);
@@ -51,7 +52,14 @@ class TandemService final : public v1::Tandem::Service {
     const std::string id = req->id;
     auto stream = e->submit(std::move(*req));
     if (!stream) return reject(stream.error());
-    StreamCount open(streams_);
+    StreamCount open(streams_, o_.metrics);
+    RequestRecord rec;
+    rec.api = "grpc";
+    auto done = [&](Outcome outcome) {
+      rec.outcome = outcome;
+      rec.total_s = ms_since(t_arrival) / 1e3;
+      if (o_.metrics) o_.metrics->record(rec);
+    };
     v1::GenerateResponse msg;
     while (true) {
       auto ev = (*stream)->next(kPoll);
@@ -59,25 +67,33 @@ class TandemService final : public v1::Tandem::Service {
         if (ctx->IsCancelled()) {  // cancelled by the client, deadline passed, or connection lost
           (*stream)->cancel();
           spdlog::debug("request {}: client cancelled or went away; slot freed at the next step", id);
+          done(Outcome::Cancelled);
           return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
         }
         continue;
       }
+      if (rec.ttft_s < 0 && !ev->ids.empty()) rec.ttft_s = ms_since(t_arrival) / 1e3;
       to_proto(*ev, msg);
       if (ev->final) {
         // The engine times from admission; the wait for a slot is the rest of the wall time.
         msg.mutable_final()->mutable_usage()->set_queue_ms(std::max(0.0, ms_since(t_arrival) - ev->usage.total_ms));
+        rec.usage = ev->usage;
       }
       if (!out->Write(msg)) {
         (*stream)->cancel();
         spdlog::debug("request {}: write failed (client gone); slot freed at the next step", id);
+        done(Outcome::Cancelled);
         return {grpc::StatusCode::CANCELLED, "the client went away"};
       }
-      if (ev->final) return grpc::Status::OK;
+      if (ev->final) {
+        done(outcome_of(ev->reason));
+        return grpc::Status::OK;
+      }
     }
   }
 
-  grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* in, v1::TokenizeResponse* out) override {
+  grpc::Status Tokenize(grpc::ServerContext* ctx, const v1::TokenizeRequest* in, v1::TokenizeResponse* out) override {
+    if (!authorized(ctx)) return unauthenticated();
     Engine* e = engine();
     if (!e) return starting();
     const Tokenizer& tok = e->tokenizer();
@@ -89,7 +105,8 @@ class TandemService final : public v1::Tandem::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* in, v1::DetokenizeResponse* out) override {
+  grpc::Status Detokenize(grpc::ServerContext* ctx, const v1::DetokenizeRequest* in, v1::DetokenizeResponse* out) override {
+    if (!authorized(ctx)) return unauthenticated();
     Engine* e = engine();
     if (!e) return starting();
     const Tokenizer& tok = e->tokenizer();
@@ -102,7 +119,8 @@ class TandemService final : public v1::Tandem::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status RenderChat(grpc::ServerContext*, const v1::ChatPrompt* in, v1::RenderChatResponse* out) override {
+  grpc::Status RenderChat(grpc::ServerContext* ctx, const v1::ChatPrompt* in, v1::RenderChatResponse* out) override {
+    if (!authorized(ctx)) return unauthenticated();
     Engine* e = engine();
     if (!e) return starting();
     auto text = render_chat_prompt(*in, chat_);
@@ -112,14 +130,16 @@ class TandemService final : public v1::Tandem::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*, v1::ModelInfo* out) override {
+  grpc::Status GetModelInfo(grpc::ServerContext* ctx, const v1::GetModelInfoRequest*, v1::ModelInfo* out) override {
+    if (!authorized(ctx)) return unauthenticated();
     Engine* e = engine();
     if (!e) return starting();
     to_proto(*cluster_, e->tokenizer(), *out);
     return grpc::Status::OK;
   }
 
-  grpc::Status GetServerInfo(grpc::ServerContext*, const v1::GetServerInfoRequest*, v1::ServerInfo* out) override {
+  grpc::Status GetServerInfo(grpc::ServerContext* ctx, const v1::GetServerInfoRequest*, v1::ServerInfo* out) override {
+    if (!authorized(ctx)) return unauthenticated();
     out->set_version(TANDEM_VERSION);
     out->set_api_version("tandem.v1");
     out->set_uptime_s(ms_since(t0_) / 1e3);
@@ -141,25 +161,50 @@ class TandemService final : public v1::Tandem::Service {
  private:
   struct StreamCount {
     std::atomic<int>& n;
-    explicit StreamCount(std::atomic<int>& c) : n(c) { ++n; }
-    ~StreamCount() { --n; }
+    Metrics* m;
+    StreamCount(std::atomic<int>& c, Metrics* metrics) : n(c), m(metrics) {
+      ++n;
+      if (m) m->stream_opened("grpc");
+    }
+    ~StreamCount() {
+      --n;
+      if (m) m->stream_closed("grpc");
+    }
   };
+
+  bool authorized(grpc::ServerContext* ctx) const {
+    if (!o_.keys.enabled()) return true;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end()) return false;
+    const auto token = bearer_token(std::string_view(it->second.data(), it->second.size()));
+    return token && key_accepted(o_.keys, *token);
+  }
+
+  grpc::Status unauthenticated() {
+    if (o_.metrics) o_.metrics->record({"grpc", Outcome::Unauthenticated});
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "missing or incorrect API key: send the metadata 'authorization: Bearer <key>' (tandem client --api-key)"};
+  }
 
   Engine* engine() const { return engine_.load(std::memory_order_acquire); }
 
   grpc::Status starting() {
     ++rejected_unavailable_;
+    if (o_.metrics) o_.metrics->record({"grpc", Outcome::Unavailable});
     return {grpc::StatusCode::UNAVAILABLE,
             "the server is starting (loading the model on every rank, or warming up); retry when health reports SERVING"};
   }
 
   grpc::Status reject(const Error& err) {
+    Outcome outcome = Outcome::Error;
     switch (err.code) {
-      case ErrorCode::InvalidArgument: ++rejected_invalid_; break;
-      case ErrorCode::ResourceExhausted: ++rejected_full_; break;
-      case ErrorCode::Unavailable: ++rejected_unavailable_; break;
+      case ErrorCode::InvalidArgument: ++rejected_invalid_; outcome = Outcome::Invalid; break;
+      case ErrorCode::ResourceExhausted: ++rejected_full_; outcome = Outcome::QueueFull; break;
+      case ErrorCode::Unavailable: ++rejected_unavailable_; outcome = Outcome::Unavailable; break;
       case ErrorCode::Internal: break;
     }
+    if (o_.metrics) o_.metrics->record({"grpc", outcome});
     spdlog::debug("request rejected: {}", err.message);
     return to_grpc_status(err);
   }
@@ -182,14 +227,14 @@ struct GrpcServer {
   int port = 0;
 };
 
-Status check_listen_address(const std::string& a) {
+Status check_listen_address(const std::string& a, std::string_view flag) {
   const size_t colon = a.rfind(':');
   int port = -1;
   if (colon == std::string::npos || colon == 0)
-    return make_error("--listen '{}': expected HOST:PORT, e.g. 127.0.0.1:50051 or 0.0.0.0:0", a);
+    return make_error("{} '{}': expected HOST:PORT, e.g. 127.0.0.1:50051 or 0.0.0.0:0", flag, a);
   auto [p, ec] = std::from_chars(a.data() + colon + 1, a.data() + a.size(), port);
   if (ec != std::errc() || p != a.data() + a.size() || port < 0 || port > 65535)
-    return make_error("--listen '{}': the port must be a number in [0, 65535] (0: any free port)", a);
+    return make_error("{} '{}': the port must be a number in [0, 65535] (0: any free port)", flag, a);
   return ok_status();
 }
 
@@ -199,7 +244,16 @@ Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   auto s = std::make_shared<GrpcServer>(o);
   grpc::ServerBuilder b;
-  b.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port);
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (o.tls.enabled()) {
+    grpc::SslServerCredentialsOptions ssl(o.tls.client_ca_pem.empty()
+                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = o.tls.client_ca_pem;
+    ssl.pem_key_cert_pairs.push_back({o.tls.key_pem, o.tls.cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  b.AddListeningPort(o.listen, creds, &s->port);
   b.RegisterService(&s->service);
   // Every open call holds a thread; past the limit gRPC answers RESOURCE_EXHAUSTED itself.
   grpc::ResourceQuota quota("tandem");
@@ -210,8 +264,10 @@ Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o) {
     return make_error("--listen {}: cannot listen there (address in use, or not an address of this machine)", o.listen);
   // The default health service starts out SERVING; nothing is served until attach + warm-up.
   set_serving(*s, false);
-  spdlog::info("gRPC: listening on {} (port {}); health NOT_SERVING until every rank is loaded and warmed up",
-               o.listen, s->port);
+  spdlog::info("gRPC: listening on {} (port {}{}{}); health NOT_SERVING until every rank is loaded and warmed up",
+               o.listen, s->port, o.tls.enabled() ? (o.tls.client_ca_pem.empty() ? ", TLS" : ", mutual TLS") : ", plaintext",
+               o.keys.enabled() ? fmt::format(", {} API key(s)", o.keys.digests.size()) : "");
+  if (auto w = exposure_warning("gRPC", o.listen, o.tls.enabled(), o.keys.enabled()); !w.empty()) spdlog::warn("{}", w);
   return s;
 }
 

@@ -1,5 +1,6 @@
 // The gRPC front end on rank 0: tandem.v1.Tandem, the standard grpc.health.v1 service and server
-// reflection, served by gRPC's synchronous server (one thread per open call).
+// reflection, served by gRPC's synchronous server (one thread per open call). With API keys the
+// Tandem RPCs answer UNAUTHENTICATED without a valid key; health and reflection stay open.
 //
 // gRPC threads never call MPI: Generate hands the request to Engine::submit() and reads the
 // request's RequestStream; the engine loop runs on the main thread. The server starts before the
@@ -12,6 +13,8 @@
 
 #include "decode/engine.h"
 #include "dist/cluster.h"
+#include "rpc/metrics.h"
+#include "rpc/security.h"
 #include "shard/tokenizer/chat_template.h"
 
 namespace tandem::rpc {
@@ -21,12 +24,15 @@ struct ServerOptions {
   SpecMode configured_speculation = SpecMode::Auto;  // reported in ServerInfo
   int max_queue = 64;                                // reported in ServerInfo
   int max_threads = 256;  // gRPC handler threads (each open call holds one)
+  TlsFiles tls;           // TLS (and mutual TLS with a client CA) when set
+  ApiKeys keys;           // when set, Tandem RPCs need `authorization: Bearer <key>` metadata
+  Metrics* metrics = nullptr;  // requests are recorded here when set
 };
 
 struct GrpcServer;  // opaque: the gRPC server and the service objects
 
 // HOST:PORT with a port in [0, 65535]; the message names the flag. (Binding can still fail.)
-Status check_listen_address(const std::string& listen);
+Status check_listen_address(const std::string& listen, std::string_view flag = "--listen");
 // Binds and starts. Errors (address in use, unparsable address) name the address.
 Result<std::shared_ptr<GrpcServer>> start_server(const ServerOptions& o);
 // The port actually bound (useful with port 0).

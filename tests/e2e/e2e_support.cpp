@@ -166,6 +166,7 @@ std::vector<int32_t> read_ids(const std::string& path) {
 
 Server::Server(const ServerConfig& c, const std::string& name) {
   const std::string dir = fresh_dir(name);
+  dir_ = dir;
   log_ = dir + "/server.log";
   port_file_ = dir + "/port";
   const int ranks = 1 + c.draft_tp;
@@ -180,11 +181,13 @@ Server::Server(const ServerConfig& c, const std::string& name) {
                            std::to_string(c.drain_timeout), "--startup-delay", std::to_string(c.startup_delay)});
   if (!c.draft.empty()) argv.insert(argv.end(), {"--draft", c.draft, "--draft-tp", std::to_string(c.draft_tp)});
   if (!c.warmup) argv.push_back("--no-warmup");
+  const std::string http_port_file = dir + "/http.port";
+  if (c.http) argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0", "--http-port-file", http_port_file});
   argv.insert(argv.end(), c.extra.begin(), c.extra.end());
   pid_ = spawn(argv, log_);
   if (pid_ < 0) return;
   const auto end = std::chrono::steady_clock::now() + 60s;
-  while (!fs::exists(port_file_)) {
+  while (!fs::exists(port_file_) || (c.http && !fs::exists(http_port_file))) {
     if ((exit_ = wait_exit(pid_, 0ms))) {
       ADD_FAILURE() << "server " << name << " exited with " << *exit_ << " before listening:\n" << log();
       return;
@@ -196,7 +199,8 @@ Server::Server(const ServerConfig& c, const std::string& name) {
     std::this_thread::sleep_for(20ms);
   }
   port_ = std::atoi(read_text(port_file_).c_str());
-  client_ = std::make_unique<rpc::Client>(addr());
+  if (c.http) http_port_ = std::atoi(read_text(http_port_file).c_str());
+  client_ = std::make_unique<rpc::Client>(addr(), c.client_security);
   if (c.wait_serving) {
     const rpc::Health h = client_->wait_until_serving(60s, 50ms);
     if (h != rpc::Health::Serving) {

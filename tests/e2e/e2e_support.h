@@ -47,6 +47,8 @@ struct ServerConfig {
   double drain_timeout = 30;
   bool wrapper = false;    // launch through tandem-mpirun instead of mpirun
   bool wait_serving = true;
+  bool http = false;                   // also serve the HTTP API (--http-listen 127.0.0.1:0)
+  rpc::ClientSecurity client_security;  // how client() connects (a TLS server needs its CA)
   std::vector<std::string> extra;
 };
 
@@ -61,6 +63,8 @@ class Server {
 
   bool up() const { return port_ > 0; }
   std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
+  int http_port() const { return http_port_; }  // 0 unless ServerConfig::http
+  std::string dir() const { return dir_; }
   rpc::Client& client() { return *client_; }
   pid_t launcher() const { return pid_; }   // mpirun, or the tandem-mpirun script
   pid_t rank_pid(int rank) const;           // -1 if not found
@@ -70,9 +74,9 @@ class Server {
 
  private:
   void kill_all();
-  std::string log_, port_file_;
+  std::string log_, port_file_, dir_;
   pid_t pid_ = -1;
-  int port_ = 0;
+  int port_ = 0, http_port_ = 0;
   std::optional<int> exit_;
   std::unique_ptr<rpc::Client> client_;
 };
