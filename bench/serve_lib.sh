@@ -1,6 +1,7 @@
 # Sourced by the bench scripts: a one-rank `tandem serve` on a free loopback port.
 #   start_server LOG SERVE_ARGS...   sets SERVER (pid) and ADDR once the server reports SERVING;
-#                                    exits the script if it dies or never gets there
+#                                    exits the script if it dies or never gets there; with
+#                                    HTTP=1 also serves the HTTP API and sets HTTP_URL
 #   stop_server                      SIGTERM, wait (the server drains and exits)
 server_failed() {
   echo "$1; from its log ($2):" >&2
@@ -12,7 +13,9 @@ start_server() {
   local log=$1 portf
   shift
   portf=$(mktemp)
-  build/bin/tandem-mpirun serve --listen 127.0.0.1:0 --port-file "$portf" "$@" >"$log" 2>&1 &
+  local hportf=$portf.http http_args=()
+  [ "${HTTP:-0}" = 1 ] && http_args=(--http-listen 127.0.0.1:0 --http-port-file "$hportf")
+  build/bin/tandem-mpirun serve --listen 127.0.0.1:0 --port-file "$portf" "${http_args[@]}" "$@" >"$log" 2>&1 &
   SERVER=$!
   for _ in $(seq 600); do
     [ -s "$portf" ] && break
@@ -21,6 +24,7 @@ start_server() {
   done
   [ -s "$portf" ] || server_failed "the server did not listen within 300 s" "$log"
   ADDR=127.0.0.1:$(cat "$portf")
+  if [ "${HTTP:-0}" = 1 ]; then HTTP_URL=http://127.0.0.1:$(cat "$hportf"); rm -f "$hportf"; fi
   rm -f "$portf"
   build/bin/tandem client health --addr "$ADDR" --wait 300 >/dev/null || server_failed "the server never reported SERVING" "$log"
 }

@@ -295,7 +295,8 @@ Result<std::shared_ptr<HttpServer>> start_http_server(const HttpOptions& o, Metr
   httplib::Server& srv = *s->api.server;
   srv.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
     if (!raw->o.keys.enabled() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-    const auto bearer = bearer_token(req.get_header_value("Authorization"));
+    const std::string authorization = req.get_header_value("Authorization");  // bearer_token() views it
+    const auto bearer = bearer_token(authorization);
     if (bearer && key_accepted(raw->o.keys, *bearer)) return httplib::Server::HandlerResponse::Unhandled;
     raw->reject(res, openai::missing_key_error(req.has_header("Authorization")));
     return httplib::Server::HandlerResponse::Handled;

@@ -38,7 +38,7 @@ struct CurlResult {
 // would mix with its messages in the log).
 CurlResult curl(const std::string& dir, const std::string& name, std::vector<std::string> args) {
   const std::string body = dir + "/" + name + ".body", headers = dir + "/" + name + ".headers";
-  std::vector<std::string> argv = {"curl", "-sS", "-N", "-o", body, "-D", headers};
+  std::vector<std::string> argv = {TANDEM_CURL, "-sS", "-N", "-o", body, "-D", headers};
   argv.insert(argv.end(), args.begin(), args.end());
   CurlResult r;
   r.rc = run(argv, dir + "/" + name + ".log", 120s);
@@ -388,7 +388,7 @@ TEST(E2eHttpLimits, StartingKeysQueueFullAndDisconnect) {
   const json long_body = {{"prompt", "Once upon a time"}, {"max_tokens", 3000}, {"ignore_eos", true}, {"stream", true}};
   std::vector<std::string> hdr = {"-H", "Authorization: Bearer " + key};
   auto bg = [&](const std::string& name) {
-    std::vector<std::string> argv = {"curl", "-sS", "-N", "-o", dir + "/" + name + ".body"};
+    std::vector<std::string> argv = {TANDEM_CURL, "-sS", "-N", "-o", dir + "/" + name + ".body"};
     for (auto& a : post(base + "/v1/completions", long_body, key)) argv.push_back(a);
     return spawn(argv, dir + "/" + name + ".log");
   };
@@ -417,7 +417,7 @@ TEST(E2eHttpLimits, StartingKeysQueueFullAndDisconnect) {
 
 TEST(E2eHttpTls, ClientsTrustingTheCaConnectOthersFail) {
   const std::string dir = fresh_dir("http-tls-files");
-  const int rc = run({"bash", "-c",
+  const int rc = run({TANDEM_BASH, "-c",
                       "set -e; cd " + dir + "; "
                       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=tandem-test-ca; "
                       "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost; "
