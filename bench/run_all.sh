@@ -38,6 +38,8 @@ stop_server
 trap - EXIT
 echo "== server overhead on time to first token (tiny real model, then the 1.1B shape)"
 bash bench/ttft.sh "$STORIES" "$OUT" | tee "$OUT/ttft.txt"
+echo "== HTTP API against gRPC (time to first token, throughput at concurrency 8)"
+bash bench/http_vs_grpc.sh "$STORIES" "$OUT" | tee "$OUT/http_vs_grpc.txt"
 cp "$OUT/ttft.json" "$OUT/ttft_stories.json"
 bash bench/ttft.sh "$MODEL" "$OUT" | tee -a "$OUT/ttft.txt"
 echo "results in $OUT/"

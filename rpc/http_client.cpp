@@ -46,6 +46,7 @@ HttpClient::HttpClient(const HttpEndpoint& e) : impl_(std::make_unique<Impl>()) 
   impl_->cli->enable_server_certificate_verification(true);
   impl_->cli->set_read_timeout(std::chrono::seconds(300));
   impl_->cli->set_keep_alive(true);
+  impl_->cli->set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle wait for the ACK
   impl_->api_key = e.api_key;
 }
 
