@@ -1,6 +1,10 @@
 #include "dist/cluster.h"
 
+#include <mpi.h>
+#include <unistd.h>
+
 #include <charconv>
+#include <cstdio>
 
 #include "dist/mpi_runtime.h"
 #include "shard/log.h"
@@ -113,13 +117,35 @@ Status load_local(Cluster& c) {
   return ok_status();
 }
 
+// Every rank's host name, in world-rank order (fixed-size records: one Allgather, no size exchange).
+std::vector<std::string> gather_host_names(int world_size) {
+  constexpr int kLen = 64;
+  char mine[kLen] = {};
+  if (gethostname(mine, kLen - 1) != 0) std::snprintf(mine, kLen, "?");
+  std::vector<char> all(static_cast<size_t>(kLen) * world_size);
+  MPI_Allgather(mine, kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, MPI_COMM_WORLD);
+  std::vector<std::string> out;
+  for (int r = 0; r < world_size; ++r) out.emplace_back(all.data() + static_cast<size_t>(r) * kLen);
+  return out;
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Cluster>> start_cluster(const ClusterOptions& o, int world_rank, int world_size) {
+Result<std::unique_ptr<Cluster>> start_cluster(const ClusterOptions& given, int world_rank, int world_size) {
+  auto ds = parse_draft_spec(given.draft);
+  if (!ds) return ds.error();
+  // No --draft-tp: the ranks beyond the target's go to the draft group when there is a draft model
+  // to run there (`mpirun -n 3 … --tp 2 --draft d.gguf` puts the draft on rank 2).
+  ClusterOptions o = given;
+  if (o.layout.draft_tp < 0) {
+    const bool runs_remotely = ds->kind != DraftSpec::Kind::None && ds->kind != DraftSpec::Kind::Ngram;
+    o.layout.draft_tp = runs_remotely ? std::max(0, world_size - o.layout.tp * o.layout.pp) : 0;
+    if (o.layout.draft_tp > 0 && world_rank == 0)
+      spdlog::info("--draft-tp {} (the job's {} ranks beyond tp {} × pp {})", o.layout.draft_tp, o.layout.draft_tp,
+                   o.layout.tp, o.layout.pp);
+  }
   // Every rank computes the same verdict on the layout, so each can fail alone without a hang.
   TANDEM_TRY(check_world_size(o.layout, world_size));
-  auto ds = parse_draft_spec(o.draft);
-  if (!ds) return ds.error();
   if (o.layout.draft_tp > 0 && (ds->kind == DraftSpec::Kind::None || ds->kind == DraftSpec::Kind::Ngram))
     return make_error("--draft-tp {} asks for draft ranks, but --draft '{}' has no model to run there (give a draft "
                       "model or layers:K, or drop --draft-tp)", o.layout.draft_tp, o.draft);
@@ -130,6 +156,12 @@ Result<std::unique_ptr<Cluster>> start_cluster(const ClusterOptions& o, int worl
   c->draft_spec = *ds;
   c->role = role_of(o.layout, world_rank);
   make_communicators(o.layout, c->role, c->comms);
+  c->hosts = gather_host_names(world_size);
+  if (world_rank == 0) {
+    std::string map;
+    for (int r = 0; r < world_size; ++r) map += fmt::format("{}{} on {}", r ? ", " : "", r, c->hosts[r]);
+    spdlog::info("ranks: {}", map);
+  }
   Status local = load_local(*c);
   TANDEM_TRY(agree(MPI_COMM_WORLD, local));
   return c;

@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/communicators.h"
 #include "dist/layout.h"
@@ -44,6 +45,7 @@ struct Cluster {
   std::unique_ptr<ModelGroup> draft;
   bool remote_draft() const { return opts.layout.draft_tp > 0; }
   int ctx = 0;
+  std::vector<std::string> hosts;  // host name of every world rank (gathered at start-up)
 };
 
 Result<std::unique_ptr<Cluster>> start_cluster(const ClusterOptions& o, int world_rank, int world_size);

@@ -16,7 +16,7 @@ struct Layout {
   int tp = 1;
   int pp = 1;
   std::vector<int> layer_split;  // layers per stage (empty: even split)
-  int draft_tp = 0;              // ranks of the draft group (0: no draft ranks)
+  int draft_tp = 0;              // ranks of the draft group (0: no draft ranks; < 0: infer from the world size)
 
   int target_ranks() const { return tp * pp; }
   int world_size() const { return tp * pp + draft_tp; }

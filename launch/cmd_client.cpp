@@ -378,6 +378,11 @@ void add_info(CLI::App& client, Conn& conn) {
     fmt::print("server    tandem {} ({}), up {:.1f} s, {}{}\n", s.version(), s.api_version(), s.uptime_s(),
                s.ready() ? "ready" : "not ready", s.draining() ? ", draining" : "");
     fmt::print("layout    {} ({} ranks)\n", s.layout().description(), s.layout().world_size());
+    std::string hosts;
+    for (const auto& r : s.layout().ranks())
+      hosts += fmt::format("{}{} {}{} on {}", hosts.empty() ? "" : ", ", r.group(), r.world_rank(),
+                           r.coordinator() ? " (coordinator)" : "", r.host().empty() ? "?" : r.host());
+    if (!hosts.empty()) fmt::print("ranks     {}\n", hosts);
     fmt::print("load      {} active, {} queued, {} free of {} slots; queue limit {}; {} open streams\n", s.active(),
                s.queued(), s.free_slots(), s.max_seqs(), s.max_queue(), s.streams());
     const auto& n = s.counters();

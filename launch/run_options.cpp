@@ -14,7 +14,10 @@ void add_run_options(CLI::App& c, RunOptions& o, bool server) {
   c.add_option("--pp", o.pp, "Pipeline stages of the target")->check(CLI::Range(1, 1024));
   c.add_option("--layer-split", o.layer_split, "Layers per pipeline stage, e.g. 10,12 (default: even)");
   c.add_option("--draft", o.draft, "Drafter: a draft model file, 'ngram' (prompt lookup) or 'layers:K' (the target's first K layers)");
-  c.add_option("--draft-tp", o.draft_tp, "Ranks of the draft group (0: the drafter runs on rank 0)")->check(CLI::Range(0, 1024));
+  c.add_option("--draft-tp", o.draft_tp,
+               "Ranks of the draft group (0: the drafter runs on rank 0; default: the ranks the job has beyond tp × pp, "
+               "when --draft names a model or layers:K)")
+      ->check(CLI::Range(0, 1024));
   c.add_option("--speculation", o.speculation, "off | sd (draft then verify) | pearl (draft ranks run in parallel) | auto (fastest, profiled at start-up)")
       ->check(CLI::IsMember({"off", "sd", "pearl", "auto"}));
   c.add_option("--draft-len", o.draft_len, "Draft tokens per block: auto (adaptive) or N");

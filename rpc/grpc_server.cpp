@@ -150,6 +150,8 @@ class TandemService final : public v1::Tandem::Service {
     if (e) {
       to_proto(e->info(), *out);
       to_proto(cluster_->opts.layout, cluster_->target_file.config.n_layers, *out->mutable_layout());
+      for (int r = 0; r < out->layout().ranks_size() && r < static_cast<int>(cluster_->hosts.size()); ++r)
+        out->mutable_layout()->mutable_ranks(r)->set_host(cluster_->hosts[r]);
     }
     auto* c = out->mutable_counters();
     c->set_rejected_invalid(rejected_invalid_.load());

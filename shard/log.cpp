@@ -2,6 +2,8 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -18,7 +20,13 @@ void init_logging(int rank, std::string_view level) {
     spdlog::set_default_logger(logger);
   }
   const std::string who = rank < 0 ? std::string("-") : std::to_string(rank);
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + who + "] [%^%l%$] %v");
+  char host[256] = "?";
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '?', host[1] = '\0';
+  host[sizeof host - 1] = '\0';
+  // '%' would start a pattern flag: host names never hold one, but keep the pattern literal anyway.
+  std::string h;
+  for (const char* c = host; *c; ++c) h += *c == '%' ? std::string("%%") : std::string(1, *c);
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + who + " on " + h + "] [%^%l%$] %v");
   std::string lvl(level);
   if (lvl.empty()) {
     if (const char* env = std::getenv("TANDEM_LOG_LEVEL")) lvl = env;

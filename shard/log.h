@@ -1,4 +1,5 @@
-// Logging through spdlog: one line per event, the MPI rank in every line, on stderr
+// Logging through spdlog: one line per event, the MPI rank and the host name in every line
+// ("[rank 1 on node7] [info] …"), on stderr
 // (stdout carries generated text and machine-readable output).
 #pragma once
 #include <spdlog/spdlog.h>

@@ -98,10 +98,10 @@ kill_case pearl_draft_rank 2 1 --draft "$draft" --draft-tp 1 --speculation pearl
 kill_case pp_last_stage 3 2 --pp 3
 
 # The start-up log of those jobs says which model each rank loaded.
-for want in "tp_worker.err:\[rank 1\] \[info\] loading target layers \[0, 5\) tp 1/2" \
-            "pearl_draft_rank.err:\[rank 0\] \[info\] loading target layers \[0, 5\) tp 0/1" \
-            "pearl_draft_rank.err:\[rank 1\] \[info\] loading draft layers \[0, 5\) tp 0/1" \
-            "pp_last_stage.err:\[rank 2\] \[info\] loading target layers \[4, 5\) tp 0/1"; do
+for want in "tp_worker.err:\[rank 1 on [^]]*\] \[info\] loading target layers \[0, 5\) tp 1/2" \
+            "pearl_draft_rank.err:\[rank 0 on [^]]*\] \[info\] loading target layers \[0, 5\) tp 0/1" \
+            "pearl_draft_rank.err:\[rank 1 on [^]]*\] \[info\] loading draft layers \[0, 5\) tp 0/1" \
+            "pp_last_stage.err:\[rank 2 on [^]]*\] \[info\] loading target layers \[4, 5\) tp 0/1"; do
   if ! grep -Eq "${want#*:}" "$work/${want%%:*}"; then
     echo "FAIL start-up log: no line matching /${want#*:}/ in ${want%%:*}"; grep "loading" "$work/${want%%:*}" | sed 's/^/    /'
     failures=$((failures + 1))

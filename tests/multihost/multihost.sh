@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Multi-host tests over TCP between emulated hosts (launch/tandem-hosts: network namespaces on a
+# bridge, Open MPI daemons started inside them, TCP only). Exit 77 (ctest: skipped) with the reason
+# when namespaces cannot be made here (not root, no iproute2, no netns support).
+#   tests/multihost/multihost.sh BUILD_BIN_DIR MODEL DRAFT WORK_DIR
+# - tp2, pp2, PEARL (draft on its own host) on 2 hosts and tp2×pp2 on 4 hosts give exactly the
+#   single-rank greedy tokens; `serve` across 2 hosts answers `tandem client generate` with them
+#   and names every rank's host;
+# - a host without the model file: the job fails at once with a message naming the file (shards
+#   are not streamed yet);
+# - kill -9 of a rank on a remote host mid-generation ends the job within 5 s naming the rank, and
+#   no process is left in any namespace;
+# - 20 consecutive launches of a short generation all succeed.
+set -uo pipefail
+B=${1:?bin dir}; MODEL=${2:?model}; DRAFT=${3:?draft}; WORK=${4:?work dir}
+HOSTS="$B/tandem-hosts --name tmh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+rm -rf "$WORK"; mkdir -p "$WORK"
+if [[ "$(id -u)" != 0 ]]; then echo "SKIP: emulated hosts need root (network namespaces)"; exit 77; fi
+if ! ip netns add tmh-probe 2>"$WORK/probe.err"; then echo "SKIP: cannot create network namespaces here: $(cat "$WORK/probe.err")"; exit 77; fi
+ip netns del tmh-probe
+trap '$HOSTS destroy >/dev/null 2>&1' EXIT
+failures=0
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+PROMPT="Once upon a time"
+GEN=(generate -m "$MODEL" --prompt "$PROMPT" -n 40 --kv-type f32)
+
+"$B/tandem" "${GEN[@]}" --ids-out "$WORK/ref.ids" >/dev/null 2>"$WORK/ref.err" || { echo "FAIL single-rank reference"; cat "$WORK/ref.err"; exit 1; }
+[[ -s "$WORK/ref.ids" ]] || { echo "FAIL the reference wrote no ids"; exit 1; }
+
+across() {  # NAME HOSTS-NEEDED tandem-mpirun-args… : runs across the current cluster, compares ids
+  local name=$1; shift
+  if ! timeout 120 $HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile "$@" \
+      --ids-out "$WORK/$name.ids" >"$WORK/$name.out" 2>"$WORK/$name.err"; then
+    fail "$name: the job failed"; tail -n 5 "$WORK/$name.err" | sed 's/^/    /'; return
+  fi
+  if cmp -s "$WORK/ref.ids" "$WORK/$name.ids"; then echo "ok   $name: the single-rank tokens"; else fail "$name: tokens differ from the single rank"; fi
+  # Ranks really ran on different hosts: the start-up log names them.
+  grep -q "on tmh-h1" "$WORK/$name.err" || fail "$name: no rank logged host tmh-h1"
+}
+
+$HOSTS create 2 >/dev/null 2>"$WORK/create2.err" || { echo "FAIL tandem-hosts create 2"; cat "$WORK/create2.err"; exit 1; }
+across tp2 "${GEN[@]}" --tp 2
+across pp2 "${GEN[@]}" --pp 2
+across pearl "${GEN[@]}" --draft "$DRAFT" --speculation pearl   # draft-tp 1 inferred: the draft on host 1
+
+# serve across the two hosts; the client on the machine (the bridge reaches host 0).
+portf="$WORK/serve.port"
+$HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile serve -m "$MODEL" --tp 2 --kv-type f32 \
+  --listen 0.0.0.0:0 --port-file "$portf" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+server=$!
+for _ in $(seq 300); do [[ -s "$portf" ]] && break; sleep 0.1; done
+h0=$(awk '$3 == 0 {print $1}' /run/tandem-hosts/tmh/hosts)
+if [[ -s "$portf" ]]; then
+  addr="$h0:$(cat "$portf")"
+  "$B/tandem" client health --addr "$addr" --wait 60 >/dev/null || fail "serve: never SERVING"
+  "$B/tandem" client generate --addr "$addr" --prompt "$PROMPT" -n 40 --ids-out "$WORK/serve.ids" -q >/dev/null 2>"$WORK/client.err" \
+    || fail "serve: client generate failed: $(tail -n 2 "$WORK/client.err")"
+  cmp -s "$WORK/ref.ids" "$WORK/serve.ids" && echo "ok   serve across hosts: the single-rank tokens" || fail "serve: tokens differ"
+  "$B/tandem" client info --addr "$addr" >"$WORK/info.txt" 2>&1
+  grep -q "target 1 on tmh-h1" "$WORK/info.txt" && echo "ok   GetServerInfo names the host of every rank" || fail "serve: info does not name rank 1's host: $(grep ranks "$WORK/info.txt")"
+else
+  fail "serve: no port file"; tail -n 5 "$WORK/serve.err"
+fi
+kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null
+
+# 20 consecutive short launches.
+ok=0
+for i in $(seq 20); do
+  timeout 60 $HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile generate -m "$MODEL" --tp 2 \
+    --prompt "$PROMPT" -n 4 >/dev/null 2>"$WORK/launch-$i.err" && ok=$((ok + 1)) || { echo "    launch $i failed:"; tail -n 3 "$WORK/launch-$i.err"; }
+done
+((ok == 20)) && echo "ok   20 of 20 consecutive launches" || fail "only $ok of 20 consecutive launches succeeded"
+
+# kill -9 of the rank on host 1 mid-generation: the job ends within 5 s naming it; nothing is left.
+$HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile generate -m "$MODEL" --tp 2 --prompt "$PROMPT" \
+  -n 100000 --ignore-eos >/dev/null 2>"$WORK/kill.err" &
+job=$!
+victim=""
+for _ in $(seq 200); do
+  victim=$(ip netns pids tnh-tmh-1 2>/dev/null | while read -r p; do [[ "$(cat /proc/$p/comm 2>/dev/null)" == tandem ]] && echo "$p"; done | head -n 1)
+  [[ -n "$victim" ]] && grep -q "generation\|prompt:" "$WORK/kill.err" 2>/dev/null && break
+  [[ -n "$victim" ]] && sleep 0.5 && break
+  sleep 0.05
+done
+if [[ -z "$victim" ]]; then
+  fail "kill: no tandem rank found on host 1"
+else
+  t0=$(date +%s.%N)
+  kill -9 "$victim"
+  for _ in $(seq 100); do kill -0 "$job" 2>/dev/null || break; sleep 0.05; done
+  t1=$(date +%s.%N)
+  if kill -0 "$job" 2>/dev/null; then fail "kill: the job still runs 5 s after rank 1 died"; kill -9 "$job"
+  else
+    wait "$job"; rc=$?
+    ((rc != 0)) || fail "kill: the job exited 0 after a rank died"
+    grep -Eqi "rank 1|process rank 1" "$WORK/kill.err" && echo "ok   kill -9 on host 1: job ended in $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s (exit $rc), naming rank 1" \
+      || fail "kill: no message names rank 1: $(tail -n 3 "$WORK/kill.err")"
+  fi
+  sleep 0.5
+  left=$( (ip netns pids tnh-tmh-0; ip netns pids tnh-tmh-1) 2>/dev/null | wc -l)
+  ((left == 0)) && echo "ok   no process left in the namespaces" || fail "kill: $left processes left in the namespaces"
+fi
+
+# A host without the model file: host 1 sees an empty private copy of the model's directory.
+mkdir -p "$WORK/models"; cp "$MODEL" "$WORK/models/m.gguf"
+$HOSTS create 2 --private "$WORK/models" >/dev/null 2>&1 || fail "tandem-hosts create --private"
+t0=$(date +%s)
+if timeout 60 $HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile generate -m "$WORK/models/m.gguf" --tp 2 \
+    --prompt "$PROMPT" -n 4 >/dev/null 2>"$WORK/nofile.err"; then
+  fail "no file on host 1: the job succeeded (shards are not streamed: it should fail)"
+else
+  msg=$(grep -v "^tandem-mpirun:" "$WORK/nofile.err" | grep -m1 "m.gguf")
+  [[ -n "$msg" ]] && echo "ok   a host without the model file: clear error in $(( $(date +%s) - t0 )) s: ${msg:0:140}" \
+    || fail "no file on host 1: the error does not name the file: $(tail -n 3 "$WORK/nofile.err")"
+fi
+
+# 4 hosts: tp2 × pp2.
+$HOSTS create 4 >/dev/null 2>&1 || fail "tandem-hosts create 4"
+across tp2pp2 "${GEN[@]}" --tp 2 --pp 2
+
+((failures == 0)) && echo "multihost: all passed" || echo "multihost: $failures failure(s)"
+((failures == 0))
