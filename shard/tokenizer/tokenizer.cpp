@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "shard/tokenizer/pre_tokenizer.h"
 #include "shard/tokenizer/tokenizer_internal.h"
 
 namespace tandem {
@@ -118,6 +119,13 @@ Result<Tokenizer> Tokenizer::create(Vocab vocab) {
     // A NaN would break the merge queue's ordering; it ranks below every real score instead.
     for (float& s : vocab.scores)
       if (std::isnan(s)) s = -std::numeric_limits<float>::infinity();
+  }
+  if (vocab.kind == TokenizerKind::Bpe) {
+    // llama.cpp's defaults for the pre-tokenizer's name, where the file does not say otherwise.
+    auto pre = find_pre_tokenizer(vocab.pre);
+    if (!pre) return make_error("tokenizer: {}", pre.error().message);
+    if (!vocab.bos_from_file && (*pre)->no_bos) vocab.bos = -1;
+    if (!vocab.add_bos_from_file && (*pre)->add_bos) vocab.add_bos = true;
   }
   TANDEM_TRY(check_id(vocab.bos, "BOS", n));
   TANDEM_TRY(check_id(vocab.eos, "EOS", n));

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "tests/unit/tokenizer/test_tokenizer_data.h"
+#include "tests/unit/test_paths.h"
 
 using namespace tandem;
 using namespace tandem::testing;
@@ -17,7 +18,8 @@ struct Run {
 // Runs `tandem <args>` with stdin from `input` (a file path, or none).
 Run run(const std::string& args, const std::string& input = "") {
   static int n = 0;
-  const std::string base = std::string(TANDEM_TEST_WORK) + "/tokenize_cli_" + std::to_string(n++);
+  const std::string base =
+      std::string(TANDEM_TEST_WORK) + "/" + per_test_name("tokenize_cli") + "_" + std::to_string(n++);
   std::string cmd = std::string(TANDEM_BIN) + " " + args + " >" + base + ".out 2>" + base + ".err";
   cmd += input.empty() ? " </dev/null" : " <'" + input + "'";
   const int rc = std::system(cmd.c_str());
