@@ -97,3 +97,23 @@ TEST(TokenizerCli, BadInputIsAClearError) {
     EXPECT_NE(help.out.find("llama2.c tokenizer.bin"), std::string::npos) << help.out;
   }
 }
+
+TEST(TokenizerCli, ImportTokenizerHelpAndErrors) {
+  auto help = run("model import-tokenizer --help");
+  EXPECT_EQ(help.code, 0);
+  for (const char* s : {"tokenizer.json", "tokenizer_config.json", "--out", "--pre", "llama-bpe", "qwen2", "deepseek-v3"})
+    EXPECT_NE(help.out.find(s), std::string::npos) << s << "\n" << help.out;
+
+  const std::string out = std::string(TANDEM_TEST_WORK) + "/" + per_test_name("import") + ".gguf";
+  auto missing = run("model import-tokenizer /nonexistent/tokenizer.json --out " + out);
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("/nonexistent/tokenizer.json"), std::string::npos) << missing.err;
+
+  // A GGUF is not a tokenizer.json: the error names the file.
+  const std::string gguf = kRestoredVocabs + "/ggml-vocab-gpt-2.gguf";
+  auto not_json = run("model import-tokenizer " + gguf + " --out " + out);
+  EXPECT_NE(not_json.code, 0);
+  EXPECT_NE(not_json.err.find(gguf + ": not valid JSON"), std::string::npos) << not_json.err;
+  auto bad_pre = run("model import-tokenizer " + gguf + " --out " + out + " --pre no-such");
+  EXPECT_NE(bad_pre.code, 0);
+}
