@@ -87,6 +87,11 @@ def main():
             print(f"{model}: the chat template was not imported:\n{report}")
             failures += 1
 
+        info = json.loads(run([a.tandem, "model", "info", gguf, "--json"]))
+        if info["tokenizer"]["pre"] != pre or not info["chat_template"]["present"]:
+            print(f"{model}: model info describes the imported vocabulary as {info}")
+            failures += 1
+
         ref = json.loads(run([a.node, os.path.join(a.js_dir, "encode_tokenizer.mjs"), tj, tc],
                              json.dumps(texts).encode()))
         got = run([a.tandem, "model", "tokenize", gguf, "--parse-special"], inp).decode().split("\n")

@@ -117,3 +117,15 @@ TEST(TokenizerCli, ImportTokenizerHelpAndErrors) {
   auto bad_pre = run("model import-tokenizer " + gguf + " --out " + out + " --pre no-such");
   EXPECT_NE(bad_pre.code, 0);
 }
+
+TEST(TokenizerCli, InfoDescribesVocabularyFiles) {
+  auto r = run("model info " + kRestoredVocabs + "/ggml-vocab-gpt-2.gguf");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("vocabulary, no weights"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tokenizer bpe: 50257 tokens, 50000 merges, bos 50256 '<|endoftext|>'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pre-tokenizer 'gpt-2'"), std::string::npos) << r.out;
+  auto j = run("model info " + kRestoredVocabs + "/ggml-vocab-llama-spm.gguf --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_NE(j.out.find("\"n_tokens\": 32000"), std::string::npos) << j.out;
+  EXPECT_NE(j.out.find("\"kind\": \"spm\""), std::string::npos) << j.out;
+}
