@@ -150,6 +150,8 @@ std::string expand_escapes(std::string_view p) {
 
 }  // namespace
 
+const std::vector<PreTokenizerSpec>& pre_tokenizer_table() { return table(); }
+
 Result<const PreTokenizerSpec*> find_pre_tokenizer(std::string_view name) {
   const std::string_view key = name.empty() ? std::string_view("default") : name;
   for (const auto& spec : table())

@@ -28,6 +28,8 @@ struct PreTokenizerSpec {
 // (or one llama.cpp handles with a hand-written splitter tandem lacks) is an error naming it and
 // listing the supported values — never a fallback.
 Result<const PreTokenizerSpec*> find_pre_tokenizer(std::string_view name);
+// The table itself, one entry per distinct split.
+const std::vector<PreTokenizerSpec>& pre_tokenizer_table();
 // Every supported tokenizer.ggml.pre value, in table order.
 std::vector<std::string> supported_pre_tokenizers();
 // "default, llama-bpe (llama3, llama-v3, ...), qwen2 (...), ..." for messages and --help.

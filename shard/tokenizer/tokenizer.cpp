@@ -200,6 +200,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   return out;
 }
 
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  std::vector<std::string> out;
+  if (impl_->vocab.kind != TokenizerKind::Bpe) {
+    if (!text.empty()) out.emplace_back(text);
+    return out;
+  }
+  for (std::string_view p : impl_->pretokenizer->split(text)) out.emplace_back(p);
+  return out;
+}
+
 std::string Tokenizer::token_bytes(int32_t id, bool render_special) const {
   if (!valid(id)) return {};
   const TokenizerImpl& t = *impl_;

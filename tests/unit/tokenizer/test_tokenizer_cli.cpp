@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
 
 #include "tests/unit/tokenizer/test_tokenizer_data.h"
@@ -128,4 +130,37 @@ TEST(TokenizerCli, InfoDescribesVocabularyFiles) {
   ASSERT_EQ(j.code, 0) << j.err;
   EXPECT_NE(j.out.find("\"n_tokens\": 32000"), std::string::npos) << j.out;
   EXPECT_NE(j.out.find("\"kind\": \"spm\""), std::string::npos) << j.out;
+}
+
+TEST(TokenizerCli, PiecesPreOverrideAndTheTable) {
+  const std::string gpt2_file = kRestoredVocabs + "/ggml-vocab-gpt-2.gguf";
+  auto own = run("model tokenize " + gpt2_file + " --pieces --text 'Hello 12345'");
+  ASSERT_EQ(own.code, 0) << own.err;
+  EXPECT_EQ(own.out, "[\"Hello\",\" 12345\"]\n");
+  auto ds = run("model tokenize " + gpt2_file + " --pre deepseek-coder --pieces --text 'Hello 12345'");
+  ASSERT_EQ(ds.code, 0) << ds.err;
+  EXPECT_EQ(ds.out, "[\"Hello\",\" \",\"1\",\"2\",\"3\",\"4\",\"5\"]\n");
+  // --pre changes the ids too: one digit per token.
+  auto ids = run("model tokenize " + gpt2_file + " --pre qwen2 --no-bos --text '12345'");
+  ASSERT_EQ(ids.code, 0) << ids.err;
+  std::vector<int32_t> digits;
+  for (char c : std::string("12345")) digits.push_back(gpt2().encode(std::string(1, c), false).at(0));
+  EXPECT_EQ(ids.out, ids_line(digits));
+  EXPECT_NE(ids_line(gpt2().encode("12345", false)), ids_line(digits));
+  auto bad = run("model tokenize " + gpt2_file + " --pre no-such --text x");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("'no-such' is not supported"), std::string::npos) << bad.err;
+  auto spm = run("model tokenize " + kModelDir + "/tok512.bin --pre qwen2 --text x");
+  EXPECT_NE(spm.code, 0);
+  EXPECT_NE(spm.err.find("SentencePiece"), std::string::npos) << spm.err;
+
+  auto table = run("model pre-tokenizers --json");
+  ASSERT_EQ(table.code, 0) << table.err;
+  auto j = nlohmann::json::parse(table.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() >= 18) << table.out;
+  EXPECT_EQ(j[1]["names"][0], "llama-bpe");
+  EXPECT_TRUE(j[1]["ignore_merges"].get<bool>());
+  auto text = run("model pre-tokenizers");
+  ASSERT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("deepseek-v3, hunyuan-dense\n"), std::string::npos) << text.out;
 }
