@@ -99,10 +99,7 @@ std::string describe(const std::vector<std::string>& patterns) {
   return s.empty() ? "no regex" : s;
 }
 
-}  // namespace
-
-Result<HfTokenizer> import_hf_tokenizer(std::string_view tokenizer_json, std::string_view config_json,
-                                        const HfImportOptions& opt) {
+Result<HfTokenizer> import_impl(std::string_view tokenizer_json, std::string_view config_json, const HfImportOptions& opt) {
   const std::string& tp = opt.tokenizer_path;
   auto parsed = parse_json(tokenizer_json, tp);
   if (!parsed) return parsed.error();
@@ -335,6 +332,20 @@ Result<HfTokenizer> import_hf_tokenizer(std::string_view tokenizer_json, std::st
   if (v.add_eos && v.eos < 0)
     return make_error("{}: EOS is to be added but there is no eos_token", config_json.empty() ? tp : opt.config_path);
   return out;
+}
+
+}  // namespace
+
+Result<HfTokenizer> import_hf_tokenizer(std::string_view tokenizer_json, std::string_view config_json,
+                                        const HfImportOptions& opt) {
+  try {
+    return import_impl(tokenizer_json, config_json, opt);
+  } catch (const json::exception& e) {
+    // A field of an unexpected JSON type somewhere the checks above do not look (e.g. a numeric
+    // "special"): still an error, naming both files since either may hold it.
+    return make_error("{}{}: a field has an unexpected type: {}", opt.tokenizer_path,
+                      config_json.empty() ? std::string() : " / " + opt.config_path, e.what());
+  }
 }
 
 GgufMetadata hf_tokenizer_metadata(const HfTokenizer& t) {

@@ -230,3 +230,34 @@ TEST(HfImport, RefusesWhatItCannotReproduce) {
   for (const auto& w : nfc->warnings) warned |= w.find("NFC") != std::string::npos;
   EXPECT_TRUE(warned);
 }
+
+TEST(HfImport, WronglyTypedFieldsAreErrorsNotCrashes) {
+  json t = tiny_tokenizer();
+  t["added_tokens"][0]["special"] = "yes";
+  expect_error(import(t), {"tokenizer.json", "unexpected type"});
+  t = tiny_tokenizer();
+  t["normalizer"] = "NFC";
+  expect_error(import(t), {"tokenizer.json"});
+  t = tiny_tokenizer();
+  t["pre_tokenizer"]["pretokenizers"][0]["behavior"] = 3;
+  expect_error(import(t), {"tokenizer.json"});
+  t = tiny_tokenizer();
+  t["pre_tokenizer"]["pretokenizers"] = json::array({1, 2});
+  expect_error(import(t), {"tokenizer.json"});
+  t = tiny_tokenizer();
+  t["model"]["merges"] = json::array({json::array({"a", 1})});
+  expect_error(import(t), {"model.merges[0]"});
+  expect_error(import(tiny_tokenizer(), json{{"chat_template", 5}}), {"chat_template"});
+  expect_error(import(tiny_tokenizer(), json{{"bos_token", 5}}), {"bos_token"});
+  // Random single-character corruptions of a valid file: always an error or a result, never a crash.
+  const std::string good = tiny_tokenizer().dump();
+  uint32_t seed = 12345;
+  int errors = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good;
+    seed = seed * 1664525u + 1013904223u;
+    bad[seed % bad.size()] = "{}[]\",:0a \\"[(seed >> 16) % 11];
+    errors += !import_hf_tokenizer(bad, "").ok();
+  }
+  EXPECT_GT(errors, 100);
+}
