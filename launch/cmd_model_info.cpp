@@ -12,6 +12,7 @@
 #include "shard/format/file_type.h"
 #include "shard/format/model_file.h"
 #include "shard/log.h"
+#include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::cli {
 namespace {
@@ -111,7 +112,40 @@ struct InfoArgs {
   int ctx = 0, seqs = 1;
 };
 
+// A GGUF with no tensors is a vocabulary (llama.cpp's ggml-vocab-*.gguf, `model import-tokenizer`):
+// its tokenizer, as the tokenizer reads it. False when `path` is something else.
+bool vocabulary_info(const InfoArgs& a) {
+  auto f = open_gguf(a.path);
+  if (!f || !f->tensors.empty()) return false;
+  auto v = vocab_from_gguf(*f);
+  auto tok = v ? Tokenizer::create(std::move(*v)) : Result<Tokenizer>(v.error());
+  if (!tok) {
+    spdlog::error("model info: {}: {}", a.path, tok.error().message);
+    fail(1);
+  }
+  const Vocab& voc = tok->vocab();
+  auto text = [&](int32_t id) { return id >= 0 ? voc.tokens[static_cast<size_t>(id)] : std::string(); };
+  const std::string* tmpl = f->find("tokenizer.chat_template") ? f->find("tokenizer.chat_template")->as_string() : nullptr;
+  const char* kind = voc.kind == TokenizerKind::Spm ? "spm" : "bpe";
+  if (a.json) {
+    json j = {{"path", a.path}, {"format", "gguf vocabulary"},
+              {"tokenizer", {{"kind", kind}, {"n_tokens", voc.tokens.size()}, {"n_merges", voc.merges.size()},
+                             {"bos", voc.bos}, {"eos", voc.eos}, {"add_bos", voc.add_bos},
+                             {"pre", voc.kind == TokenizerKind::Bpe ? json(voc.pre) : json(nullptr)}}},
+              {"chat_template", {{"present", tmpl != nullptr}, {"chars", tmpl ? tmpl->size() : 0}}}};
+    fmt::print("{}\n", j.dump(2, ' ', false, json::error_handler_t::replace));
+    return true;
+  }
+  fmt::print("file: {} (GGUF v{} vocabulary, no weights)\n", a.path, f->version);
+  fmt::print("  tokenizer {}: {} tokens, {} merges, bos {} '{}'{}, eos {} '{}', pre-tokenizer {}\n", kind,
+             voc.tokens.size(), voc.merges.size(), voc.bos, text(voc.bos), voc.add_bos ? " (added)" : "", voc.eos,
+             text(voc.eos), voc.kind == TokenizerKind::Bpe ? "'" + (voc.pre.empty() ? std::string("default") : voc.pre) + "'" : std::string("none"));
+  fmt::print("  chat template: {}\n", tmpl ? fmt::format("yes ({} chars)", tmpl->size()) : "no");
+  return true;
+}
+
 void run_info(const InfoArgs& a) {
+  if (vocabulary_info(a)) return;
   auto m = open_model(a.path, a.tokenizer);
   if (!m) {
     spdlog::error("model info: {}", m.error().message);

@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "launch/commands.h"
+#include <nlohmann/json.hpp>
+
 #include "shard/log.h"
+#include "shard/tokenizer/pre_tokenizer.h"
 #include "shard/tokenizer/tokenizer.h"
 
 namespace tandem::cli {
@@ -18,16 +21,24 @@ namespace {
 constexpr std::string_view kSeparator = "__ggml_vocab_test__";
 
 struct TokenizeArgs {
-  std::string path, text, ids;
+  std::string path, text, ids, pre;
+  bool pieces = false;
   bool text_given = false, ids_given = false;
   bool no_bos = false, parse_special = false, render_special = false;
 };
 
-Tokenizer load_tokenizer(const char* cmd, const std::string& path) {
+Tokenizer load_tokenizer(const char* cmd, const std::string& path, const std::string& pre = "") {
   auto vocab = load_vocab(path);
   if (!vocab) {
     spdlog::error("model {}: {}", cmd, vocab.error().message);
     fail(1);
+  }
+  if (!pre.empty()) {
+    if (vocab->kind != TokenizerKind::Bpe) {
+      spdlog::error("model {}: --pre: {} is a SentencePiece vocabulary, which has no pre-tokenizer", cmd, path);
+      fail(2);
+    }
+    vocab->pre = pre;
   }
   auto tok = Tokenizer::create(std::move(*vocab));
   if (!tok) {
@@ -65,7 +76,7 @@ std::vector<std::string> split_texts(const std::vector<std::string>& lines) {
 }
 
 void run_tokenize(const TokenizeArgs& a) {
-  const Tokenizer tok = load_tokenizer("tokenize", a.path);
+  const Tokenizer tok = load_tokenizer("tokenize", a.path, a.pre);
   std::vector<std::string> texts;
   bool add_special = false;
   if (a.text_given) {
@@ -76,7 +87,11 @@ void run_tokenize(const TokenizeArgs& a) {
   }
   std::string out;
   for (const auto& t : texts) {
-    for (int32_t id : tok.encode(t, add_special, a.parse_special)) fmt::format_to(std::back_inserter(out), " {}", id);
+    if (a.pieces) {
+      out += nlohmann::json(tok.pre_tokenize(t)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else {
+      for (int32_t id : tok.encode(t, add_special, a.parse_special)) fmt::format_to(std::back_inserter(out), " {}", id);
+    }
     out += '\n';
   }
   std::cout << out << std::flush;
@@ -138,9 +153,41 @@ void add_model_tokenize(CLI::App& parent) {
   c->add_flag("--no-bos", a->no_bos,
               "With --text, add no BOS/EOS even if the vocabulary asks for them (stdin texts never get them)");
   c->add_flag("--parse-special", a->parse_special, "Recognise control-token texts such as <s> in the input");
+  c->add_option("--pre", a->pre,
+                "Tokenize with this BPE pre-tokenizer instead of the file's tokenizer.ggml.pre (see `model pre-tokenizers`)");
+  c->add_flag("--pieces", a->pieces,
+              "Print the pre-tokenizer's pieces of each text (a JSON array of strings per line) instead of ids");
   c->callback([a, c] {
     a->text_given = c->count("--text") > 0;
     run_tokenize(*a);
+  });
+
+  auto list_json = std::make_shared<bool>(false);
+  auto* l = parent.add_subcommand("pre-tokenizers",
+                                  "List the BPE pre-tokenizers (tokenizer.ggml.pre values) and the regexes each splits "
+                                  "text with, as llama.cpp defines them");
+  l->add_flag("--json", *list_json, "One JSON array: names, regexes (PCRE2 syntax) and flags of every entry");
+  l->callback([list_json] {
+    if (*list_json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& s : pre_tokenizer_table())
+        j.push_back({{"names", s.names}, {"regexes", s.regexes}, {"ignore_merges", s.ignore_merges},
+                     {"add_bos", s.add_bos}, {"no_bos", s.no_bos}});
+      std::cout << j.dump(1) << '\n';
+      return;
+    }
+    std::string out;
+    for (const auto& s : pre_tokenizer_table()) {
+      out += fmt::format("{}", fmt::join(s.names, ", "));
+      std::vector<std::string> flags;
+      if (s.ignore_merges) flags.emplace_back("a word that is a token is taken whole");
+      if (s.add_bos) flags.emplace_back("adds a BOS by default");
+      if (s.no_bos) flags.emplace_back("no BOS by default");
+      if (!flags.empty()) out += fmt::format("  ({})", fmt::join(flags, "; "));
+      out += '\n';
+      for (auto r : s.regexes) out += fmt::format("    /{}/\n", r);
+    }
+    std::cout << out;
   });
 
   auto b = std::make_shared<TokenizeArgs>();

@@ -6,12 +6,13 @@
 
 namespace tandem::cli {
 
-void add_model_commands(CLI::App& app);  // model synth|info|quantize|tokenize|detokenize|chat
+void add_model_commands(CLI::App& app);  // model synth|info|quantize|tokenize|detokenize|chat|import-tokenizer
 void add_model_synth(CLI::App& model);
 void add_model_info(CLI::App& model);
 void add_model_quantize(CLI::App& model);
 void add_model_tokenize(CLI::App& model);  // tokenize and detokenize
 void add_model_chat(CLI::App& model);
+void add_model_import_tokenizer(CLI::App& model);
 
 void add_generate_command(CLI::App& app);
 void add_serve_command(CLI::App& app);

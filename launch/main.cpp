@@ -17,6 +17,7 @@ void add_model_commands(CLI::App& app) {
   add_model_quantize(*model);
   add_model_tokenize(*model);
   add_model_chat(*model);
+  add_model_import_tokenizer(*model);
 }
 }  // namespace tandem::cli
 

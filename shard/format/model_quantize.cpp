@@ -82,7 +82,9 @@ GgufMetadata vocab_metadata(const Vocab& v) {
   id("tokenizer.ggml.eos_token_id", v.eos);
   id("tokenizer.ggml.unknown_token_id", v.unk);
   id("tokenizer.ggml.padding_token_id", v.pad);
-  md.emplace_back("tokenizer.ggml.add_bos_token", gguf_bool(v.add_bos));
+  // A BPE vocabulary that left add_bos to its pre-tokenizer's default keeps leaving it.
+  if (v.kind == TokenizerKind::Spm || v.add_bos_from_file || v.add_bos)
+    md.emplace_back("tokenizer.ggml.add_bos_token", gguf_bool(v.add_bos));
   md.emplace_back("tokenizer.ggml.add_eos_token", gguf_bool(v.add_eos));
   if (v.kind == TokenizerKind::Spm) md.emplace_back("tokenizer.ggml.add_space_prefix", gguf_bool(v.add_space_prefix));
   return md;

@@ -98,9 +98,6 @@ Result<Vocab> vocab_from_gguf(const GgufFile& f) {
     if (!pre) return make_error("{}: tokenizer.ggml.pre is not a string", f.path);
     v.pre = *pre;
   }
-  // LLaMA 3 style vocabularies default to a BOS, as llama.cpp does for them.
-  if (v.kind == TokenizerKind::Bpe && (v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe"))
-    v.add_bos = true;
 
   auto tokens = typed_array(f, kTokens, {GgufType::STRING});
   if (!tokens) return tokens.error();
@@ -152,6 +149,8 @@ Result<Vocab> vocab_from_gguf(const GgufFile& f) {
   TANDEM_TRY(read_token_id(f, "tokenizer.ggml.unknown_token_id", n, v.unk));
   TANDEM_TRY(read_token_id(f, "tokenizer.ggml.padding_token_id", n, v.pad));
   TANDEM_TRY(read_flag(f, "tokenizer.ggml.add_bos_token", v.add_bos));
+  v.add_bos_from_file = f.find("tokenizer.ggml.add_bos_token") != nullptr;
+  v.bos_from_file = f.find("tokenizer.ggml.bos_token_id") != nullptr;
   TANDEM_TRY(read_flag(f, "tokenizer.ggml.add_eos_token", v.add_eos));
   TANDEM_TRY(read_flag(f, "tokenizer.ggml.add_space_prefix", v.add_space_prefix));
   if (v.add_bos && v.bos < 0)

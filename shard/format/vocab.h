@@ -23,6 +23,11 @@ struct Vocab {
   std::vector<std::string> merges;  // BPE merges "a b", by rank
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = true;
+  // The file said (tokenizer.ggml.add_bos_token / bos_token_id). When it did not, a BPE
+  // vocabulary gets its pre-tokenizer's defaults as llama.cpp sets them by tokenizer.ggml.pre
+  // (LLaMA 3 and Tekken add a BOS, ChatGLM has none): Tokenizer::create applies them.
+  bool add_bos_from_file = false;
+  bool bos_from_file = false;
   bool add_eos = false;
   bool add_space_prefix = true;  // SPM: prepend "▁" to the text
 };

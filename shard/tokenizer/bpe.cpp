@@ -5,6 +5,7 @@
 #include <array>
 
 #include "shard/log.h"
+#include "shard/tokenizer/pre_tokenizer.h"
 #include "shard/tokenizer/tokenizer_internal.h"
 #include "shard/tokenizer/utf8.h"
 
@@ -34,31 +35,6 @@ const ByteAlphabet& byte_alphabet() {
   return a;
 }
 
-struct PreTokenizer {
-  std::vector<std::string> patterns;
-  bool ignore_merges = false;
-};
-
-// Pre-tokenizer regexes by tokenizer.ggml.pre, as llama.cpp defines them (its hand-written matchers
-// for the GPT-2 and LLaMA 3 expressions include the trailing \s+ alternative written out here).
-constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr const char* kLlama3Regex =
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-Result<PreTokenizer> pre_tokenizer(const std::string& pre) {
-  for (const char* name : {"gpt-2", "phi-2", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "gigachat", "mpt", "olmo",
-                           "jais", "mellum", "exaone4"})
-    if (pre == name) return PreTokenizer{{kGpt2Regex}, false};
-  for (const char* name : {"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"})
-    if (pre == name) return PreTokenizer{{kLlama3Regex}, true};
-  if (pre.empty() || pre == "default") {
-    if (pre.empty()) spdlog::warn("tokenizer: BPE vocabulary without tokenizer.ggml.pre: using llama.cpp's default pre-tokenizer");
-    return PreTokenizer{{R"([\p{P}\$\+<=>\^~\|]+)", kGpt2Regex, R"(\p{N}+)", "[0-9][0-9][0-9]"}, false};
-  }
-  return make_error("tokenizer: BPE pre-tokenizer '{}' is not supported (supported: gpt-2 and its aliases, llama3/llama-bpe, default)",
-                    pre);
-}
-
 struct Symbol {
   int prev, next;
   size_t offset, n;  // bytes of the byte-level word; n == 0 once merged into the left neighbour
@@ -80,12 +56,15 @@ struct BigramOrder {
 }  // namespace
 
 Status bpe_init(TokenizerImpl& t) {
-  auto pre = pre_tokenizer(t.vocab.pre);
-  if (!pre) return pre.error();
-  auto splitter = RegexSplitter::compile(pre->patterns);
+  if (t.vocab.pre.empty())
+    spdlog::warn("tokenizer: BPE vocabulary without tokenizer.ggml.pre: using llama.cpp's default pre-tokenizer");
+  auto pre = find_pre_tokenizer(t.vocab.pre);
+  if (!pre) return make_error("tokenizer: {}", pre.error().message);
+  std::vector<std::string> patterns((*pre)->regexes.begin(), (*pre)->regexes.end());
+  auto splitter = RegexSplitter::compile(patterns);
   if (!splitter) return splitter.error();
   t.pretokenizer = std::make_shared<const RegexSplitter>(std::move(*splitter));
-  t.ignore_merges = pre->ignore_merges;
+  t.ignore_merges = (*pre)->ignore_merges;
 
   t.merge_rank.reserve(t.vocab.merges.size());
   for (size_t i = 0; i < t.vocab.merges.size(); ++i) {

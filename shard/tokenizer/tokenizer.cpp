@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "shard/tokenizer/pre_tokenizer.h"
 #include "shard/tokenizer/tokenizer_internal.h"
 
 namespace tandem {
@@ -119,6 +120,13 @@ Result<Tokenizer> Tokenizer::create(Vocab vocab) {
     for (float& s : vocab.scores)
       if (std::isnan(s)) s = -std::numeric_limits<float>::infinity();
   }
+  if (vocab.kind == TokenizerKind::Bpe) {
+    // llama.cpp's defaults for the pre-tokenizer's name, where the file does not say otherwise.
+    auto pre = find_pre_tokenizer(vocab.pre);
+    if (!pre) return make_error("tokenizer: {}", pre.error().message);
+    if (!vocab.bos_from_file && (*pre)->no_bos) vocab.bos = -1;
+    if (!vocab.add_bos_from_file && (*pre)->add_bos) vocab.add_bos = true;
+  }
   TANDEM_TRY(check_id(vocab.bos, "BOS", n));
   TANDEM_TRY(check_id(vocab.eos, "EOS", n));
   TANDEM_TRY(check_id(vocab.unk, "unknown", n));
@@ -189,6 +197,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
     after_special = false;
   }
   if (add_special && v.add_eos) out.push_back(v.eos);
+  return out;
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  std::vector<std::string> out;
+  if (impl_->vocab.kind != TokenizerKind::Bpe) {
+    if (!text.empty()) out.emplace_back(text);
+    return out;
+  }
+  for (std::string_view p : impl_->pretokenizer->split(text)) out.emplace_back(p);
   return out;
 }
 

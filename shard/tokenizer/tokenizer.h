@@ -21,6 +21,9 @@ class Tokenizer {
   // add_special: prepend BOS when the vocabulary asks for it (add_bos) and append EOS likewise.
   // parse_special: recognise control/user-defined token texts (e.g. "<s>") inside `text`.
   std::vector<int32_t> encode(std::string_view text, bool add_special = true, bool parse_special = false) const;
+  // The pieces a BPE vocabulary's pre-tokenizer cuts `text` into (raw bytes, before the byte-level
+  // spelling and the merges; special-token texts are not cut out first); SPM: the text whole.
+  std::vector<std::string> pre_tokenize(std::string_view text) const;
   // Raw bytes of one token (byte tokens -> their byte, "▁" -> ' ', byte-level BPE -> bytes);
   // control tokens (BOS/EOS...) give "" unless `render_special`; an invalid id gives "".
   std::string token_bytes(int32_t id, bool render_special = false) const;

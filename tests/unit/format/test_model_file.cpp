@@ -13,6 +13,7 @@
 #include "shard/format/model_quantize.h"
 #include "shard/kernels/quant.h"
 #include "shard/format/synth.h"
+#include "tests/unit/test_paths.h"
 
 using namespace tandem;
 namespace fs = std::filesystem;
@@ -72,7 +73,8 @@ struct RunResult {
   std::string out;
 };
 RunResult run(const std::string& args) {
-  const std::string log = work("cli.log");
+  static int n = 0;
+  const std::string log = work(tandem::testing::per_test_name("cli") + "_" + std::to_string(n++) + ".log");
   const int rc = std::system((std::string(TANDEM_BIN) + " " + args + " >" + log + " 2>&1").c_str());
   std::ifstream f(log);
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, std::string(std::istreambuf_iterator<char>(f), {})};

@@ -10,6 +10,7 @@
 #include "shard/format/gguf_writer.h"
 #include "shard/tokenizer/chat_template.h"
 #include "shard/tokenizer/jinja_template.h"
+#include "tests/unit/test_paths.h"
 #include "tests/unit/tokenizer/test_tokenizer_data.h"
 
 using namespace tandem;
@@ -248,7 +249,8 @@ struct Run {
 
 Run run(const std::string& args) {
   static int n = 0;
-  const std::string base = std::string(TANDEM_TEST_WORK) + "/chat_cli_" + std::to_string(n++);
+  const std::string base =
+      std::string(TANDEM_TEST_WORK) + "/" + tandem::testing::per_test_name("chat_cli") + "_" + std::to_string(n++);
   const std::string cmd = std::string(TANDEM_BIN) + " " + args + " >" + base + ".out 2>" + base + ".err </dev/null";
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(base + ".out"), slurp(base + ".err")};
