@@ -211,6 +211,46 @@ void tile_q4_0(const Tile& t) {
   store<H, R>(t, acc);
 }
 
+// The 5-bit quants of one nibble chunk (see q5_chunk in matmul_avx512.cpp): `h` is the
+// fifth-bit chunk shifted right by 2c in 16-bit lanes.
+INL void q5_chunk(__m256i raw, __m256i h, __m256i& wl, __m256i& wh) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+  wl = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
+  wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
+}
+
+template <int H, int R>
+void tile_q5_0(const Tile& t) {
+  const Ptrs<H, R> p(t);
+  const int64_t nb = t.a.cols / 32;
+  __m256 acc[H][R];
+  zero(acc);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i ia[H][R];
+    UNROLL for (int r = 0; r < R; ++r) {
+      const __m256i c = _mm256_set1_epi32(p.aux[r][b]);
+      UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = c;
+    }
+    __m256i h[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) h[hi] = load32(p.w[hi] + b * 352 + 288 + 32 * p.part[hi]);
+    UNROLL for (int c = 0; c < 4; ++c) {
+      __m256i wl[H], wh[H];
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        q5_chunk(load32(p.w[hi] + b * 352 + 32 + 64 * c + 32 * p.part[hi]), h[hi], wl[hi], wh[hi]);
+        h[hi] = _mm256_srli_epi16(h[hi], 2);
+      }
+      UNROLL for (int r = 0; r < R; ++r) {
+        const __m256i x0 = bcast_quad(p.q[r] + b * 32 + 8 * c), x1 = bcast_quad(p.q[r] + b * 32 + 8 * c + 4);
+        UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = dp_u8(dp_u8(ia[hi][r], wl[hi], x0), wh[hi], x1);
+      }
+    }
+    __m256 sc[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) sc[hi] = half8(p.w[hi] + b * 352 + 16 * p.part[hi]);
+    scale_acc<H, R>(acc, ia, sc, p.d, b);
+  }
+  store<H, R>(t, acc);
+}
+
 template <int H, int R>
 void tile_q4_k(const Tile& t) {
   const Ptrs<H, R> p(t);
@@ -265,6 +305,67 @@ void tile_q4_k(const Tile& t) {
     }
     UNROLL for (int hi = 0; hi < H; ++hi) {
       const __m256 d = half8(p.w[hi] + b * 2368 + 16 * p.part[hi]);
+      UNROLL for (int r = 0; r < R; ++r)
+        acc[hi][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[hi][r]), _mm256_mul_ps(d, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
+    }
+  }
+  store<H, R>(t, acc);
+}
+
+template <int H, int R>
+void tile_q5_k(const Tile& t) {
+  const Ptrs<H, R> p(t);
+  const int64_t nb = t.a.cols / 256;
+  __m256 acc[H][R];
+  zero(acc);
+  for (int64_t b = 0; b < nb; ++b) {
+    {  // the mins first, as Q4_K (same head layout)
+      __m256i B[H][R];
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        UNROLL for (int r = 0; r < R; ++r) B[hi][r] = _mm256_setzero_si256();
+      UNROLL for (int pr = 0; pr < 4; ++pr) {
+        __m256i mv[H];
+        UNROLL for (int hi = 0; hi < H; ++hi)
+          mv[hi] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.w[hi] + b * 2880 + 192 + 32 * pr + 16 * p.part[hi])));
+        UNROLL for (int r = 0; r < R; ++r) {
+          const __m256i bs = _mm256_set1_epi32(p.aux[r][b * 4 + pr]);
+          UNROLL for (int hi = 0; hi < H; ++hi) B[hi][r] = _mm256_add_epi32(B[hi][r], _mm256_madd_epi16(mv[hi], bs));
+        }
+      }
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        const __m256 dmin = half8(p.w[hi] + b * 2880 + 32 + 16 * p.part[hi]);
+        UNROLL for (int r = 0; r < R; ++r)
+          acc[hi][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(B[hi][r]), _mm256_mul_ps(dmin, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
+      }
+    }
+    __m256i A[H][R];
+    UNROLL for (int hi = 0; hi < H; ++hi)
+      UNROLL for (int r = 0; r < R; ++r) A[hi][r] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      __m256i ia[H][R];
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        UNROLL for (int r = 0; r < R; ++r) ia[hi][r] = _mm256_setzero_si256();
+      __m256i h[H];
+      UNROLL for (int hi = 0; hi < H; ++hi) h[hi] = load32(p.w[hi] + b * 2880 + 320 + 320 * j + 256 + 32 * p.part[hi]);
+      UNROLL for (int c = 0; c < 4; ++c) {
+        __m256i wl[H], wh[H];
+        UNROLL for (int hi = 0; hi < H; ++hi) {
+          q5_chunk(load32(p.w[hi] + b * 2880 + 320 + 320 * j + 64 * c + 32 * p.part[hi]), h[hi], wl[hi], wh[hi]);
+          h[hi] = _mm256_srli_epi16(h[hi], 2);
+        }
+        UNROLL for (int r = 0; r < R; ++r) {
+          const int8_t* xq = p.q[r] + b * 256 + 32 * j + 8 * c;
+          const __m256i x0 = bcast_quad(xq), x1 = bcast_quad(xq + 4);
+          UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = dp_u8(dp_u8(ia[hi][r], wl[hi], x0), wh[hi], x1);
+        }
+      }
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        const __m256i sc = _mm256_cvtepu8_epi32(_mm_set1_epi64x(load_i64(p.w[hi] + b * 2880 + 64 + 16 * j + 8 * p.part[hi])));
+        UNROLL for (int r = 0; r < R; ++r) A[hi][r] = _mm256_add_epi32(A[hi][r], _mm256_mullo_epi32(ia[hi][r], sc));
+      }
+    }
+    UNROLL for (int hi = 0; hi < H; ++hi) {
+      const __m256 d = half8(p.w[hi] + b * 2880 + 16 * p.part[hi]);
       UNROLL for (int r = 0; r < R; ++r)
         acc[hi][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[hi][r]), _mm256_mul_ps(d, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
     }
@@ -369,7 +470,9 @@ void drive(const GemmArgs& a) {
 
 template <int H, int R> struct KQ8_0 { static void run(const Tile& t) { tile_q8_0<H, R>(t); } };
 template <int H, int R> struct KQ4_0 { static void run(const Tile& t) { tile_q4_0<H, R>(t); } };
+template <int H, int R> struct KQ5_0 { static void run(const Tile& t) { tile_q5_0<H, R>(t); } };
 template <int H, int R> struct KQ4_K { static void run(const Tile& t) { tile_q4_k<H, R>(t); } };
+template <int H, int R> struct KQ5_K { static void run(const Tile& t) { tile_q5_k<H, R>(t); } };
 template <int H, int R> struct KQ6_K { static void run(const Tile& t) { tile_q6_k<H, R>(t); } };
 template <int H, int R> struct KF32 { static void run(const Tile& t) { tile_float<WeightType::F32, H, R>(t); } };
 template <int H, int R> struct KF16 { static void run(const Tile& t) { tile_float<WeightType::F16, H, R>(t); } };
@@ -387,7 +490,9 @@ void gemm(const GemmArgs& a) {
   switch (a.type) {
     case WeightType::Q8_0: return dispatch<KQ8_0, 2, 2, 2>(a);
     case WeightType::Q4_0: return dispatch<KQ4_0, 2, 2, 2>(a);
+    case WeightType::Q5_0: return dispatch<KQ5_0, 2, 2, 2>(a);
     case WeightType::Q4_K: return dispatch<KQ4_K, 2, 2, 1>(a);
+    case WeightType::Q5_K: return dispatch<KQ5_K, 2, 2, 1>(a);
     case WeightType::Q6_K: return dispatch<KQ6_K, 2, 1, 2>(a);
     case WeightType::F32: return dispatch<KF32, 8, 2, 4>(a);
     case WeightType::F16: return dispatch<KF16, 8, 2, 4>(a);
