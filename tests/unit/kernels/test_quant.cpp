@@ -226,7 +226,7 @@ TEST(QuantBlocks, Q8_KHandBlock) {
 // quantizer with step s has RMS error s/√12; with the block maximum of n Gaussians (≈2.1σ for 32,
 // ≈1.8σ for 16, ≈2.9σ for 256) setting s, the expected errors are q8_0 ≈ 0.53%, q8_k ≈ 0.66%,
 // q6_k ≈ 1.7%, q4_k ≈ 7% (asymmetric 4-bit over 32), q4_0 ≈ 8.5% (4-bit, scale from the max),
-// so the bounds are those plus ~10%. f16 / bf16 round each element to 11 / 8 significant bits
+// and with one more bit half of those: q5_k ≈ 3.5%, q5_0 ≈ 4.3%; the bounds are those plus ~7-10%. f16 / bf16 round each element to 11 / 8 significant bits
 // (relative error ≤ 2^-11 / 2^-8 per element, hence also in RMS).
 TEST(QuantRoundTrip, GaussianErrorWithinBounds) {
   struct Case {
