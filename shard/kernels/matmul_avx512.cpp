@@ -179,14 +179,14 @@ void tile_q4_0(const Tile& t) {
   store<G, R>(t, acc);
 }
 
-// The 5-bit quants of one 64 B nibble chunk c (0..3) of a 32-column unit: low / high nibbles with
-// bits 2c / 2c+1 of the fifth-bit chunk `h` as their bit 4. `h` arrives shifted right by 2c (in
-// 16-bit lanes: bits 0 and 1 of every byte are still that byte's own bits 2c and 2c+1), and the
-// left shifts by 4 and 3 take bit 4 of every byte from bits 0 and 1 of the same byte.
-INL void q5_chunk(__m512i raw, __m512i h, __m512i& wl, __m512i& wh) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m16 = _mm512_set1_epi8(0x10);
-  wl = _mm512_or_si512(_mm512_and_si512(raw, m4), _mm512_and_si512(_mm512_slli_epi16(h, 4), m16));
-  wh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), _mm512_and_si512(_mm512_slli_epi16(h, 3), m16));
+// The 5-bit quants of one 64 B nibble chunk c (0..3) of a 32-column unit: low / high nibbles plus
+// 16 where bit 2c / 2c+1 of the byte of the fifth-bit chunk `h` is set (a byte-mask test and a
+// masked add: fewer instructions than shifting the bits into place).
+INL void q5_chunk(__m512i raw, __m512i h, int c, __m512i& wl, __m512i& wh) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), v16 = _mm512_set1_epi8(0x10);
+  const __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+  wl = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(h, _mm512_set1_epi8(static_cast<char>(1 << (2 * c)))), lo, v16);
+  wh = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(h, _mm512_set1_epi8(static_cast<char>(2 << (2 * c)))), hi, v16);
 }
 
 template <int G, int R>
@@ -206,8 +206,7 @@ void tile_q5_0(const Tile& t) {
     UNROLL for (int c = 0; c < 4; ++c) {
       __m512i wl[G], wh[G];
       UNROLL for (int gi = 0; gi < G; ++gi) {
-        q5_chunk(load64(p.w[gi] + b * 352 + 32 + 64 * c), h[gi], wl[gi], wh[gi]);
-        h[gi] = _mm512_srli_epi16(h[gi], 2);
+        q5_chunk(load64(p.w[gi] + b * 352 + 32 + 64 * c), h[gi], c, wl[gi], wh[gi]);
       }
       UNROLL for (int r = 0; r < R; ++r) {
         const __m512i x0 = bcast_quad(xq + (2 * c * R + r) * 4), x1 = bcast_quad(xq + ((2 * c + 1) * R + r) * 4);
@@ -337,8 +336,7 @@ void tile_q5_k(const Tile& t) {
       UNROLL for (int c = 0; c < 4; ++c) {
         __m512i wl[G], wh[G];
         UNROLL for (int gi = 0; gi < G; ++gi) {
-          q5_chunk(load64(wb[gi] + 320 + 320 * j + 64 * c), h[gi], wl[gi], wh[gi]);
-          h[gi] = _mm512_srli_epi16(h[gi], 2);
+          q5_chunk(load64(wb[gi] + 320 + 320 * j + 64 * c), h[gi], c, wl[gi], wh[gi]);
         }
         UNROLL for (int r = 0; r < R; ++r) {
           const __m512i x0 = bcast_quad(xj + (2 * c * R + r) * 4), x1 = bcast_quad(xj + ((2 * c + 1) * R + r) * 4);
