@@ -211,12 +211,40 @@ void tile_q4_0(const Tile& t) {
   store<H, R>(t, acc);
 }
 
-// The 5-bit quants of one nibble chunk (see q5_chunk in matmul_avx512.cpp): `h` is the
-// fifth-bit chunk shifted right by 2c in 16-bit lanes.
-INL void q5_chunk(__m256i raw, __m256i h, __m256i& wl, __m256i& wh) {
+// Bit `pos` (0..7) of every byte moved to bit 4 (the other bits are garbage, masked by the
+// caller). 16-bit shifts by at most 4 take bit 4 of each byte from the same byte.
+INL __m256i bit_to_4(__m256i h, int pos) {
+  return pos < 4 ? _mm256_slli_epi16(h, 4 - pos) : pos == 4 ? h : _mm256_srli_epi16(h, pos - 4);
+}
+
+// The 5-bit quants of nibble chunk c (0..3) of a 32-column unit: low / high nibbles with bits
+// 2c / 2c+1 of the fifth-bit chunk `h` as bit 4.
+INL void q5_chunk(__m256i raw, __m256i h, int c, __m256i& wl, __m256i& wh) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
-  wl = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
-  wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
+  wl = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(bit_to_4(h, 2 * c), m16));
+  wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_and_si256(bit_to_4(h, 2 * c + 1), m16));
+}
+
+// Σ over each 4-byte lane of two nibble chunks (c, c+1) of 5-bit weights × x: the four maddubs
+// are added in int16 before widening, exact because each is at most 2·31·127 in magnitude and
+// four of them stay below 2^15.
+template <int H, int R>
+INL void q5_chunk_pair(__m256i (&ia)[H][R], const uint8_t* const (&w)[H], const uint8_t* const (&hb)[H],
+                       const int8_t* const (&xq)[R], int c0) {
+  __m256i s16[H][R];
+  UNROLL for (int hi = 0; hi < H; ++hi)
+    UNROLL for (int r = 0; r < R; ++r) s16[hi][r] = _mm256_setzero_si256();
+  UNROLL for (int c = c0; c < c0 + 2; ++c) {
+    __m256i wl[H], wh[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) q5_chunk(load32(w[hi] + 64 * c), load32(hb[hi]), c, wl[hi], wh[hi]);
+    UNROLL for (int r = 0; r < R; ++r) {
+      const __m256i x0 = bcast_quad(xq[r] + 8 * c), x1 = bcast_quad(xq[r] + 8 * c + 4);
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        s16[hi][r] = _mm256_add_epi16(s16[hi][r], _mm256_add_epi16(_mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1)));
+    }
+  }
+  UNROLL for (int hi = 0; hi < H; ++hi)
+    UNROLL for (int r = 0; r < R; ++r) ia[hi][r] = _mm256_add_epi32(ia[hi][r], _mm256_madd_epi16(s16[hi][r], _mm256_set1_epi16(1)));
 }
 
 template <int H, int R>
@@ -231,19 +259,16 @@ void tile_q5_0(const Tile& t) {
       const __m256i c = _mm256_set1_epi32(p.aux[r][b]);
       UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = c;
     }
-    __m256i h[H];
-    UNROLL for (int hi = 0; hi < H; ++hi) h[hi] = load32(p.w[hi] + b * 352 + 288 + 32 * p.part[hi]);
-    UNROLL for (int c = 0; c < 4; ++c) {
-      __m256i wl[H], wh[H];
-      UNROLL for (int hi = 0; hi < H; ++hi) {
-        q5_chunk(load32(p.w[hi] + b * 352 + 32 + 64 * c + 32 * p.part[hi]), h[hi], wl[hi], wh[hi]);
-        h[hi] = _mm256_srli_epi16(h[hi], 2);
-      }
-      UNROLL for (int r = 0; r < R; ++r) {
-        const __m256i x0 = bcast_quad(p.q[r] + b * 32 + 8 * c), x1 = bcast_quad(p.q[r] + b * 32 + 8 * c + 4);
-        UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = dp_u8(dp_u8(ia[hi][r], wl[hi], x0), wh[hi], x1);
-      }
+    const uint8_t* w[H];
+    const uint8_t* hb[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) {
+      w[hi] = p.w[hi] + b * 352 + 32 + 32 * p.part[hi];
+      hb[hi] = p.w[hi] + b * 352 + 288 + 32 * p.part[hi];
     }
+    const int8_t* xq[R];
+    UNROLL for (int r = 0; r < R; ++r) xq[r] = p.q[r] + b * 32;
+    q5_chunk_pair<H, R>(ia, w, hb, xq, 0);
+    q5_chunk_pair<H, R>(ia, w, hb, xq, 2);
     __m256 sc[H];
     UNROLL for (int hi = 0; hi < H; ++hi) sc[hi] = half8(p.w[hi] + b * 352 + 16 * p.part[hi]);
     scale_acc<H, R>(acc, ia, sc, p.d, b);
@@ -345,20 +370,16 @@ void tile_q5_k(const Tile& t) {
       __m256i ia[H][R];
       UNROLL for (int hi = 0; hi < H; ++hi)
         UNROLL for (int r = 0; r < R; ++r) ia[hi][r] = _mm256_setzero_si256();
-      __m256i h[H];
-      UNROLL for (int hi = 0; hi < H; ++hi) h[hi] = load32(p.w[hi] + b * 2880 + 320 + 320 * j + 256 + 32 * p.part[hi]);
-      UNROLL for (int c = 0; c < 4; ++c) {
-        __m256i wl[H], wh[H];
-        UNROLL for (int hi = 0; hi < H; ++hi) {
-          q5_chunk(load32(p.w[hi] + b * 2880 + 320 + 320 * j + 64 * c + 32 * p.part[hi]), h[hi], wl[hi], wh[hi]);
-          h[hi] = _mm256_srli_epi16(h[hi], 2);
-        }
-        UNROLL for (int r = 0; r < R; ++r) {
-          const int8_t* xq = p.q[r] + b * 256 + 32 * j + 8 * c;
-          const __m256i x0 = bcast_quad(xq), x1 = bcast_quad(xq + 4);
-          UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = dp_u8(dp_u8(ia[hi][r], wl[hi], x0), wh[hi], x1);
-        }
+      const uint8_t* w[H];
+      const uint8_t* hb[H];
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        w[hi] = p.w[hi] + b * 2880 + 320 + 320 * j + 32 * p.part[hi];
+        hb[hi] = w[hi] + 256;
       }
+      const int8_t* xq[R];
+      UNROLL for (int r = 0; r < R; ++r) xq[r] = p.q[r] + b * 256 + 32 * j;
+      q5_chunk_pair<H, R>(ia, w, hb, xq, 0);
+      q5_chunk_pair<H, R>(ia, w, hb, xq, 2);
       UNROLL for (int hi = 0; hi < H; ++hi) {
         const __m256i sc = _mm256_cvtepu8_epi32(_mm_set1_epi64x(load_i64(p.w[hi] + b * 2880 + 64 + 16 * j + 8 * p.part[hi])));
         UNROLL for (int r = 0; r < R; ++r) A[hi][r] = _mm256_add_epi32(A[hi][r], _mm256_mullo_epi32(ia[hi][r], sc));

@@ -133,6 +133,41 @@ TEST(Matmul, EveryTypeAndLevelMatchesReference) {
   }
 }
 
+// The largest integers the kernels can meet: every weight block is -1 then +1s, so the quants are
+// at the top of their range (q8_0 127, q4_0 15, q5_0 31, K-quants their maximum), and every
+// activation is 1 (quant 127). Partial sums that saturate (int16 stages of the AVX2 kernels) would
+// move the result far from the reference and from the scalar level.
+TEST(Matmul, ExtremeQuantsDoNotSaturate) {
+  ThreadPool pool(1);
+  for (WeightType t : kTypes) {
+    if (!kern::is_quantized(t)) continue;
+    SCOPED_TRACE(name(t));
+    const int64_t rows = 32, cols = 512;
+    Source src{t, rows, cols, row_bytes(t, cols), {}};
+    src.bytes.resize(src.stride * rows);
+    std::vector<float> v(cols, 1.f);
+    for (int64_t k = 0; k < cols; k += 32) v[k] = -1.f;
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, v.data(), src.bytes.data() + r * src.stride, cols);
+    const auto w = pack(src);
+    for (const int64_t n_rows : {1, 3, 9}) {
+      const std::vector<float> x(n_rows * cols, 1.f);
+      std::vector<double> ref, mag;
+      reference(src, effective_x(t, x, n_rows, cols), n_rows, ref, mag);
+      std::vector<float> first;
+      for (const auto* ks : kern::kernels_available()) {
+        std::vector<float> y(n_rows * rows, -1.f);
+        kern::matmul_with(*ks, w, x.data(), n_rows, y.data(), rows, pool);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_LE(std::fabs(y[i] - ref[i]), 1e-5 * mag[i] + 1e-30) << ks->name << " " << n_rows << " rows, element " << i;
+        if (first.empty())
+          first = y;
+        else
+          EXPECT_TRUE(same_bits(first.data(), y.data(), y.size())) << ks->name << " differs from scalar";
+      }
+    }
+  }
+}
+
 // The quantized activations are within half a step of x (step = block absmax / 127).
 TEST(Matmul, ActivationQuantizationLevelsAgree) {
   const int64_t cols = 512;
