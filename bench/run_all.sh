@@ -18,6 +18,10 @@ echo "== bench decode (single rank, roofline)"
 $B/tandem bench decode --types q4_0,q8_0,q4_k,f16 --threads 1,2 --reps "$REPS" --ctx-test 2048 \
   --work-dir "$WORK" --json "$OUT/decode.json" | tee "$OUT/decode.txt"
 
+echo "== bench decode, Q5_0 / Q5_K next to Q4_K (one thread)"
+$B/tandem bench decode --types q4_k,q5_0,q5_k --threads 1 --reps 5 --ctx-test 0 \
+  --work-dir "$WORK" --json "$OUT/decode_q5.json" | tee "$OUT/decode_q5.txt"
+
 echo "== bench scaling (tp and pp across ranks)"
 $B/tandem bench scaling --types q8_0,q4_0 --reps "$REPS" --work-dir "$WORK" --json "$OUT/scaling.json" | tee "$OUT/scaling.txt"
 

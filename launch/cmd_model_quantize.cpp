@@ -20,7 +20,7 @@ struct QuantizeArgs {
 void run_quantize(const QuantizeArgs& a) {
   auto t = parse_weight_type(a.type);
   if (!t) {
-    spdlog::error("model quantize: --type '{}' is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k", a.type);
+    spdlog::error("model quantize: --type '{}' is not one of f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k", a.type);
     fail(2);
   }
   std::error_code ec;
@@ -54,7 +54,7 @@ void add_model_quantize(CLI::App& parent) {
       "metadata and tokenizer are kept");
   c->add_option("in", a->in, "Input model (GGUF or llama2.c checkpoint)")->required();
   c->add_option("out", a->out, "Output GGUF path")->required();
-  c->add_option("--type", a->type, "Target weight type: f32|f16|bf16|q8_0|q4_0|q4_k|q6_k")->required();
+  c->add_option("--type", a->type, "Target weight type: f32|f16|bf16|q8_0|q4_0|q5_0|q4_k|q5_k|q6_k")->required();
   c->add_option("--tokenizer", a->tokenizer,
                 "Tokenizer for a llama2.c input (default: tok<vocab>.bin or tokenizer.bin beside it)");
   c->add_option("--threads", a->threads, "Conversion threads (0 = all cores)")

@@ -54,7 +54,7 @@ void add_model_synth(CLI::App& parent) {
       ->capture_default_str();
   c->add_flag("--tied", o.tied, "Tie the output head to token_embd (no output.weight, as Qwen2.5-0.5B..3B and "
                                 "Qwen3-0.6B..4B ship)");
-  c->add_option("--type", args->type, "Weight type of every matrix (norms stay f32): f32|f16|bf16|q8_0|q4_0|q4_k|q6_k")
+  c->add_option("--type", args->type, "Weight type of every matrix (norms stay f32): f32|f16|bf16|q8_0|q4_0|q5_0|q4_k|q5_k|q6_k")
       ->capture_default_str();
   c->add_option("--dim", o.dim, "Embedding length")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--layers", o.n_layers, "Number of transformer blocks")->capture_default_str()->check(CLI::PositiveNumber);
@@ -100,7 +100,7 @@ void add_model_synth(CLI::App& parent) {
     SynthOptions o = args->o;
     auto t = parse_weight_type(args->type);
     if (!t) {
-      spdlog::error("model synth: --type '{}' is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q6_k", args->type);
+      spdlog::error("model synth: --type '{}' is not one of f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k", args->type);
       fail(2);
     }
     o.type = *t;

@@ -59,8 +59,10 @@ std::vector<uint8_t> random_rows(WeightType t, int64_t rows, int64_t cols) {
       case WeightType::F16: std::memcpy(b, &small, 2), b[0] ^= b[1]; break;
       case WeightType::BF16: b[1] = 0x3C; break;  // |x| in [2^-7, 2^-6)
       case WeightType::Q8_0:
-      case WeightType::Q4_0: std::memcpy(b, &small, 2); break;
-      case WeightType::Q4_K: std::memcpy(b, &small, 2), std::memcpy(b + 2, &small, 2); break;
+      case WeightType::Q4_0:
+      case WeightType::Q5_0: std::memcpy(b, &small, 2); break;
+      case WeightType::Q4_K:
+      case WeightType::Q5_K: std::memcpy(b, &small, 2), std::memcpy(b + 2, &small, 2); break;
       case WeightType::Q6_K: std::memcpy(b + 208, &small, 2); break;
       default: break;
     }
@@ -195,8 +197,9 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {{"attn_qo", 2048, 2048}, {"attn_kv", 256, 2048}, {"ffn_up", 5632, 2048},
                              {"ffn_down", 2048, 5632}, {"head", 32000, 2048}};
-constexpr WeightType kTypes[] = {WeightType::Q4_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::Q6_K,
-                                 WeightType::F16,  WeightType::BF16, WeightType::F32};
+constexpr WeightType kTypes[] = {WeightType::Q4_0, WeightType::Q8_0, WeightType::Q5_0, WeightType::Q4_K,
+                                 WeightType::Q5_K, WeightType::Q6_K, WeightType::F16,  WeightType::BF16,
+                                 WeightType::F32};
 
 std::string key(WeightType t, const Shape& s) { return std::string(name(t)) + "/" + s.name; }
 

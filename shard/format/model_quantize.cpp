@@ -18,13 +18,16 @@ GgufValue u32(int64_t v) { return gguf_u32(static_cast<uint32_t>(v)); }
 
 uint32_t llama_file_type(WeightType t) {
   // llama_ftype: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_Q4_K_S = 14,
-  // MOSTLY_Q6_K = 18, MOSTLY_BF16 = 32. Uniform Q4_K matches Q4_K_S most closely.
+  // MOSTLY_Q5_0 = 8, MOSTLY_Q5_K_S = 16, MOSTLY_Q6_K = 18, MOSTLY_BF16 = 32. Uniform Q4_K / Q5_K
+  // match Q4_K_S / Q5_K_S most closely (the _M mixes keep some tensors at Q6_K).
   switch (t) {
     case WeightType::F32: return 0;
     case WeightType::F16: return 1;
     case WeightType::Q4_0: return 2;
     case WeightType::Q8_0: return 7;
+    case WeightType::Q5_0: return 8;
     case WeightType::Q4_K: return 14;
+    case WeightType::Q5_K: return 16;
     case WeightType::Q6_K: return 18;
     case WeightType::BF16: return 32;
     case WeightType::Q8_K: break;
@@ -93,8 +96,13 @@ GgufMetadata vocab_metadata(const Vocab& v) {
 WeightType matrix_type_for(WeightType requested, int64_t cols) {
   if (cols % info(requested).block_elems == 0) return requested;
   // K-quants need 256-element rows; the 32-element formats keep most of their size benefit.
-  const bool k_quant = requested == WeightType::Q4_K || requested == WeightType::Q6_K;
-  if (k_quant && cols % 32 == 0) return requested == WeightType::Q4_K ? WeightType::Q4_0 : WeightType::Q8_0;
+  // (llama.cpp takes q5_1 for q5_k; tandem has no q5_1, and q5_0 is the same size class.)
+  if (cols % 32 == 0) switch (requested) {
+      case WeightType::Q4_K: return WeightType::Q4_0;
+      case WeightType::Q5_K: return WeightType::Q5_0;
+      case WeightType::Q6_K: return WeightType::Q8_0;
+      default: break;
+    }
   return WeightType::F16;
 }
 

@@ -31,7 +31,7 @@ GgufMetadata vocab_metadata(const Vocab& v);
 // head kept tied. GGUF inputs keep their metadata (file type updated); llama2.c inputs get what
 // llama.cpp's converter writes. Errors name the tensor whose rows cannot hold whole blocks.
 // The type a matrix with rows of `cols` elements is stored in when `requested` is asked for: the
-// requested one when whole blocks fit, else the nearest that fits (q4_k -> q4_0, q6_k -> q8_0,
+// requested one when whole blocks fit, else the nearest that fits (q4_k -> q4_0, q5_k -> q5_0, q6_k -> q8_0,
 // then f16), as llama.cpp falls back.
 WeightType matrix_type_for(WeightType requested, int64_t cols);
 

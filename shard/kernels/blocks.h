@@ -20,6 +20,14 @@ struct Q4_0 {
   uint8_t qs[kQK0 / 2];
 };
 
+// value[i] = (q_i - 16) * d with the 5-bit q_i = low nibble of qs[i] | bit i of qh << 4 and
+// q_{i+16} = high nibble of qs[i] | bit i+16 of qh << 4, i < 16 (qh read as a little-endian u32).
+struct Q5_0 {
+  uint16_t d;  // fp16
+  uint8_t qh[4];
+  uint8_t qs[kQK0 / 2];
+};
+
 // Eight sub-blocks of 32; sub-block j has a 6-bit scale sc_j and 6-bit min m_j packed in `scales`
 // (j < 4: low 6 bits of scales[j] / scales[j + 4]; j >= 4: nibbles of scales[j + 4] plus the top
 // two bits of scales[j - 4] / scales[j]). value = d*sc_j * q - dmin*m_j. Quants: each 64-element
@@ -28,6 +36,18 @@ struct Q4_K {
   uint16_t d;     // fp16
   uint16_t dmin;  // fp16
   uint8_t scales[12];
+  uint8_t qs[kQKK / 2];
+};
+
+// Q4_K with a fifth bit per quant (q in [0, 31], value = d*sc_j * q - dmin*m_j, scales/mins as
+// Q4_K): each 64-element chunk c takes its low four bits from qs[32c .. 32c+31] (low nibbles for
+// its first 32 elements, high nibbles for the rest) and its top bit from qh[l]: bit 2c for
+// element 64c + l, bit 2c+1 for element 64c + 32 + l (l < 32).
+struct Q5_K {
+  uint16_t d;     // fp16
+  uint16_t dmin;  // fp16
+  uint8_t scales[12];
+  uint8_t qh[kQKK / 8];
   uint8_t qs[kQKK / 2];
 };
 
@@ -49,10 +69,10 @@ struct Q8_K {
   int16_t bsums[kQKK / 16];
 };
 
-static_assert(sizeof(Q8_0) == 34 && sizeof(Q4_0) == 18 && sizeof(Q4_K) == 144 && sizeof(Q6_K) == 210 &&
-              sizeof(Q8_K) == 292);
+static_assert(sizeof(Q8_0) == 34 && sizeof(Q4_0) == 18 && sizeof(Q5_0) == 22 && sizeof(Q4_K) == 144 &&
+              sizeof(Q5_K) == 176 && sizeof(Q6_K) == 210 && sizeof(Q8_K) == 292);
 
-// The 6-bit scale and min of Q4_K sub-block j (0..7).
+// The 6-bit scale and min of Q4_K / Q5_K sub-block j (0..7).
 inline void q4k_scale_min(const uint8_t* s, int j, int& sc, int& m) {
   if (j < 4) {
     sc = s[j] & 63;
@@ -60,6 +80,21 @@ inline void q4k_scale_min(const uint8_t* s, int j, int& sc, int& m) {
   } else {
     sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
     m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Packs the eight 6-bit scales and mins of a Q4_K / Q5_K super-block (the inverse of q4k_scale_min).
+inline void q4k_pack_scales(const uint8_t* sc, const uint8_t* m, uint8_t* s) {
+  for (int i = 0; i < 12; ++i) s[i] = 0;
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      s[j] |= static_cast<uint8_t>(sc[j] & 63);
+      s[j + 4] |= static_cast<uint8_t>(m[j] & 63);
+    } else {
+      s[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+      s[j - 4] |= static_cast<uint8_t>(((sc[j] >> 4) & 3) << 6);
+      s[j] |= static_cast<uint8_t>(((m[j] >> 4) & 3) << 6);
+    }
   }
 }
 

@@ -22,8 +22,10 @@ namespace kern {
 int64_t block_cols(WeightType t) {
   switch (t) {
     case WeightType::Q8_0:
-    case WeightType::Q4_0: return 32;
+    case WeightType::Q4_0:
+    case WeightType::Q5_0: return 32;
     case WeightType::Q4_K:
+    case WeightType::Q5_K:
     case WeightType::Q6_K: return 256;
     default: return 1;
   }
@@ -36,7 +38,9 @@ size_t group_block_bytes(WeightType t) {
     case WeightType::BF16: return 2 * kGroupRows;
     case WeightType::Q8_0: return 544;
     case WeightType::Q4_0: return 288;
+    case WeightType::Q5_0: return 352;
     case WeightType::Q4_K: return 2368;
+    case WeightType::Q5_K: return 2880;
     case WeightType::Q6_K: return 3360;
     default: throw std::invalid_argument("no packed layout for weight type " + std::string(name(t)));
   }
@@ -57,8 +61,10 @@ size_t packed_bytes(WeightType t, int64_t rows, int64_t cols) {
 int aux_words(WeightType t) {
   switch (t) {
     case WeightType::Q8_0:
-    case WeightType::Q4_0: return 1;
-    case WeightType::Q4_K: return 4;
+    case WeightType::Q4_0:
+    case WeightType::Q5_0: return 1;
+    case WeightType::Q4_K:
+    case WeightType::Q5_K: return 4;
     case WeightType::Q6_K: return 16;
     default: return 0;
   }
@@ -125,6 +131,29 @@ int get_nibble(const uint8_t* c, int r, int k) {
   return (k % 8) < 4 ? byte & 0xF : byte >> 4;
 }
 
+// The fifth bit of quant k (0..31 within a 32-column unit) of row r in a 64 B fifth-bit chunk:
+// bit 2(k/8) + (k%8)/4 of byte 4r + k%4.
+int fifth_bit_pos(int k) { return 2 * (k / 8) + (k % 8) / 4; }
+void put_fifth(uint8_t* h, int r, int k, int bit) {
+  h[4 * r + k % 4] = static_cast<uint8_t>(h[4 * r + k % 4] | (bit << fifth_bit_pos(k)));
+}
+int get_fifth(const uint8_t* h, int r, int k) { return (h[4 * r + k % 4] >> fifth_bit_pos(k)) & 1; }
+
+// Quant k (0..31) of a ggml Q5_0 block, unsigned 0..31.
+int q5_0_quant(const blocks::Q5_0& b, int k) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  const int low = k < 16 ? b.qs[k] & 0xF : b.qs[k - 16] >> 4;
+  return low | static_cast<int>(((qh >> k) & 1) << 4);
+}
+
+// Quant e (0..255) of a ggml Q5_K block, unsigned 0..31.
+int q5k_quant(const blocks::Q5_K& b, int e) {
+  const int c = e / 64, l = e % 64;
+  const int low = l < 32 ? b.qs[32 * c + l] & 0xF : b.qs[32 * c + l - 32] >> 4;
+  return low | (((b.qh[l % 32] >> (2 * c + l / 32)) & 1) << 4);
+}
+
 // Packs ggml block `src` as row r of the row-group block at p (quantized types).
 void pack_block(WeightType t, const uint8_t* src, int r, uint8_t* p) {
   switch (t) {
@@ -140,6 +169,36 @@ void pack_block(WeightType t, const uint8_t* src, int r, uint8_t* p) {
       std::memcpy(&b, src, sizeof b);
       wr16(p + 2 * r, b.d);
       for (int k = 0; k < 32; ++k) put_nibble(p + 32, r, k, q4_0_quant(b, k));
+      return;
+    }
+    case WeightType::Q5_0: {
+      blocks::Q5_0 b;
+      std::memcpy(&b, src, sizeof b);
+      wr16(p + 2 * r, b.d);
+      for (int k = 0; k < 32; ++k) {
+        const int q = q5_0_quant(b, k);
+        put_nibble(p + 32, r, k, q & 0xF);
+        put_fifth(p + 288, r, k, q >> 4);
+      }
+      return;
+    }
+    case WeightType::Q5_K: {
+      blocks::Q5_K b;
+      std::memcpy(&b, src, sizeof b);
+      wr16(p + 2 * r, b.d);
+      wr16(p + 32 + 2 * r, b.dmin);
+      for (int j = 0; j < 8; ++j) {
+        int sc, m;
+        blocks::q4k_scale_min(b.scales, j, sc, m);
+        p[64 + 16 * j + r] = static_cast<uint8_t>(sc);
+        p[192 + 32 * (j / 2) + 2 * r + j % 2] = static_cast<uint8_t>(m);
+        uint8_t* sub = p + 320 + 320 * j;
+        for (int k = 0; k < 32; ++k) {
+          const int q = q5k_quant(b, 32 * j + k);
+          put_nibble(sub, r, k, q & 0xF);
+          put_fifth(sub + 256, r, k, q >> 4);
+        }
+      }
       return;
     }
     case WeightType::Q4_K: {
@@ -192,6 +251,35 @@ void unpack_block(WeightType t, const uint8_t* p, int r, uint8_t* dst) {
       b.d = rd16(p + 2 * r);
       for (int k = 0; k < 16; ++k)
         b.qs[k] = static_cast<uint8_t>(get_nibble(p + 32, r, k) | (get_nibble(p + 32, r, k + 16) << 4));
+      std::memcpy(dst, &b, sizeof b);
+      return;
+    }
+    case WeightType::Q5_0: {
+      blocks::Q5_0 b;
+      b.d = rd16(p + 2 * r);
+      uint32_t qh = 0;
+      for (int k = 0; k < 16; ++k)
+        b.qs[k] = static_cast<uint8_t>(get_nibble(p + 32, r, k) | (get_nibble(p + 32, r, k + 16) << 4));
+      for (int k = 0; k < 32; ++k) qh |= static_cast<uint32_t>(get_fifth(p + 288, r, k)) << k;
+      std::memcpy(b.qh, &qh, 4);
+      std::memcpy(dst, &b, sizeof b);
+      return;
+    }
+    case WeightType::Q5_K: {
+      blocks::Q5_K b;
+      std::memset(&b, 0, sizeof b);
+      b.d = rd16(p + 2 * r);
+      b.dmin = rd16(p + 32 + 2 * r);
+      uint8_t sc[8], m[8];
+      for (int j = 0; j < 8; ++j) sc[j] = p[64 + 16 * j + r], m[j] = p[192 + 32 * (j / 2) + 2 * r + j % 2];
+      blocks::q4k_pack_scales(sc, m, b.scales);
+      for (int e = 0; e < 256; ++e) {
+        const uint8_t* sub = p + 320 + 320 * (e / 32);
+        const int q = get_nibble(sub, r, e % 32) | (get_fifth(sub + 256, r, e % 32) << 4);
+        const int c = e / 64, l = e % 64;
+        b.qs[32 * c + l % 32] |= static_cast<uint8_t>(l < 32 ? q & 0xF : (q & 0xF) << 4);
+        b.qh[l % 32] |= static_cast<uint8_t>((q >> 4) << (2 * c + l / 32));
+      }
       std::memcpy(dst, &b, sizeof b);
       return;
     }

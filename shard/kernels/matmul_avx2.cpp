@@ -211,6 +211,71 @@ void tile_q4_0(const Tile& t) {
   store<H, R>(t, acc);
 }
 
+// Bit `pos` (0..7) of every byte moved to bit 4 (the other bits are garbage, masked by the
+// caller). 16-bit shifts by at most 4 take bit 4 of each byte from the same byte.
+INL __m256i bit_to_4(__m256i h, int pos) {
+  return pos < 4 ? _mm256_slli_epi16(h, 4 - pos) : pos == 4 ? h : _mm256_srli_epi16(h, pos - 4);
+}
+
+// The 5-bit quants of nibble chunk c (0..3) of a 32-column unit: low / high nibbles with bits
+// 2c / 2c+1 of the fifth-bit chunk `h` as bit 4.
+INL void q5_chunk(__m256i raw, __m256i h, int c, __m256i& wl, __m256i& wh) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+  wl = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(bit_to_4(h, 2 * c), m16));
+  wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_and_si256(bit_to_4(h, 2 * c + 1), m16));
+}
+
+// Σ over each 4-byte lane of two nibble chunks (c, c+1) of 5-bit weights × x: the four maddubs
+// are added in int16 before widening, exact because each is at most 2·31·127 in magnitude and
+// four of them stay below 2^15.
+template <int H, int R>
+INL void q5_chunk_pair(__m256i (&ia)[H][R], const uint8_t* const (&w)[H], const uint8_t* const (&hb)[H],
+                       const int8_t* const (&xq)[R], int c0) {
+  __m256i s16[H][R];
+  UNROLL for (int hi = 0; hi < H; ++hi)
+    UNROLL for (int r = 0; r < R; ++r) s16[hi][r] = _mm256_setzero_si256();
+  UNROLL for (int c = c0; c < c0 + 2; ++c) {
+    __m256i wl[H], wh[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) q5_chunk(load32(w[hi] + 64 * c), load32(hb[hi]), c, wl[hi], wh[hi]);
+    UNROLL for (int r = 0; r < R; ++r) {
+      const __m256i x0 = bcast_quad(xq[r] + 8 * c), x1 = bcast_quad(xq[r] + 8 * c + 4);
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        s16[hi][r] = _mm256_add_epi16(s16[hi][r], _mm256_add_epi16(_mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1)));
+    }
+  }
+  UNROLL for (int hi = 0; hi < H; ++hi)
+    UNROLL for (int r = 0; r < R; ++r) ia[hi][r] = _mm256_add_epi32(ia[hi][r], _mm256_madd_epi16(s16[hi][r], _mm256_set1_epi16(1)));
+}
+
+template <int H, int R>
+void tile_q5_0(const Tile& t) {
+  const Ptrs<H, R> p(t);
+  const int64_t nb = t.a.cols / 32;
+  __m256 acc[H][R];
+  zero(acc);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i ia[H][R];
+    UNROLL for (int r = 0; r < R; ++r) {
+      const __m256i c = _mm256_set1_epi32(p.aux[r][b]);
+      UNROLL for (int hi = 0; hi < H; ++hi) ia[hi][r] = c;
+    }
+    const uint8_t* w[H];
+    const uint8_t* hb[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) {
+      w[hi] = p.w[hi] + b * 352 + 32 + 32 * p.part[hi];
+      hb[hi] = p.w[hi] + b * 352 + 288 + 32 * p.part[hi];
+    }
+    const int8_t* xq[R];
+    UNROLL for (int r = 0; r < R; ++r) xq[r] = p.q[r] + b * 32;
+    q5_chunk_pair<H, R>(ia, w, hb, xq, 0);
+    q5_chunk_pair<H, R>(ia, w, hb, xq, 2);
+    __m256 sc[H];
+    UNROLL for (int hi = 0; hi < H; ++hi) sc[hi] = half8(p.w[hi] + b * 352 + 16 * p.part[hi]);
+    scale_acc<H, R>(acc, ia, sc, p.d, b);
+  }
+  store<H, R>(t, acc);
+}
+
 template <int H, int R>
 void tile_q4_k(const Tile& t) {
   const Ptrs<H, R> p(t);
@@ -265,6 +330,63 @@ void tile_q4_k(const Tile& t) {
     }
     UNROLL for (int hi = 0; hi < H; ++hi) {
       const __m256 d = half8(p.w[hi] + b * 2368 + 16 * p.part[hi]);
+      UNROLL for (int r = 0; r < R; ++r)
+        acc[hi][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[hi][r]), _mm256_mul_ps(d, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
+    }
+  }
+  store<H, R>(t, acc);
+}
+
+template <int H, int R>
+void tile_q5_k(const Tile& t) {
+  const Ptrs<H, R> p(t);
+  const int64_t nb = t.a.cols / 256;
+  __m256 acc[H][R];
+  zero(acc);
+  for (int64_t b = 0; b < nb; ++b) {
+    {  // the mins first, as Q4_K (same head layout)
+      __m256i B[H][R];
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        UNROLL for (int r = 0; r < R; ++r) B[hi][r] = _mm256_setzero_si256();
+      UNROLL for (int pr = 0; pr < 4; ++pr) {
+        __m256i mv[H];
+        UNROLL for (int hi = 0; hi < H; ++hi)
+          mv[hi] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.w[hi] + b * 2880 + 192 + 32 * pr + 16 * p.part[hi])));
+        UNROLL for (int r = 0; r < R; ++r) {
+          const __m256i bs = _mm256_set1_epi32(p.aux[r][b * 4 + pr]);
+          UNROLL for (int hi = 0; hi < H; ++hi) B[hi][r] = _mm256_add_epi32(B[hi][r], _mm256_madd_epi16(mv[hi], bs));
+        }
+      }
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        const __m256 dmin = half8(p.w[hi] + b * 2880 + 32 + 16 * p.part[hi]);
+        UNROLL for (int r = 0; r < R; ++r)
+          acc[hi][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(B[hi][r]), _mm256_mul_ps(dmin, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
+      }
+    }
+    __m256i A[H][R];
+    UNROLL for (int hi = 0; hi < H; ++hi)
+      UNROLL for (int r = 0; r < R; ++r) A[hi][r] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      __m256i ia[H][R];
+      UNROLL for (int hi = 0; hi < H; ++hi)
+        UNROLL for (int r = 0; r < R; ++r) ia[hi][r] = _mm256_setzero_si256();
+      const uint8_t* w[H];
+      const uint8_t* hb[H];
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        w[hi] = p.w[hi] + b * 2880 + 320 + 320 * j + 32 * p.part[hi];
+        hb[hi] = w[hi] + 256;
+      }
+      const int8_t* xq[R];
+      UNROLL for (int r = 0; r < R; ++r) xq[r] = p.q[r] + b * 256 + 32 * j;
+      q5_chunk_pair<H, R>(ia, w, hb, xq, 0);
+      q5_chunk_pair<H, R>(ia, w, hb, xq, 2);
+      UNROLL for (int hi = 0; hi < H; ++hi) {
+        const __m256i sc = _mm256_cvtepu8_epi32(_mm_set1_epi64x(load_i64(p.w[hi] + b * 2880 + 64 + 16 * j + 8 * p.part[hi])));
+        UNROLL for (int r = 0; r < R; ++r) A[hi][r] = _mm256_add_epi32(A[hi][r], _mm256_mullo_epi32(ia[hi][r], sc));
+      }
+    }
+    UNROLL for (int hi = 0; hi < H; ++hi) {
+      const __m256 d = half8(p.w[hi] + b * 2880 + 16 * p.part[hi]);
       UNROLL for (int r = 0; r < R; ++r)
         acc[hi][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(A[hi][r]), _mm256_mul_ps(d, _mm256_set1_ps(p.d[r][b])), acc[hi][r]);
     }
@@ -369,7 +491,9 @@ void drive(const GemmArgs& a) {
 
 template <int H, int R> struct KQ8_0 { static void run(const Tile& t) { tile_q8_0<H, R>(t); } };
 template <int H, int R> struct KQ4_0 { static void run(const Tile& t) { tile_q4_0<H, R>(t); } };
+template <int H, int R> struct KQ5_0 { static void run(const Tile& t) { tile_q5_0<H, R>(t); } };
 template <int H, int R> struct KQ4_K { static void run(const Tile& t) { tile_q4_k<H, R>(t); } };
+template <int H, int R> struct KQ5_K { static void run(const Tile& t) { tile_q5_k<H, R>(t); } };
 template <int H, int R> struct KQ6_K { static void run(const Tile& t) { tile_q6_k<H, R>(t); } };
 template <int H, int R> struct KF32 { static void run(const Tile& t) { tile_float<WeightType::F32, H, R>(t); } };
 template <int H, int R> struct KF16 { static void run(const Tile& t) { tile_float<WeightType::F16, H, R>(t); } };
@@ -387,7 +511,9 @@ void gemm(const GemmArgs& a) {
   switch (a.type) {
     case WeightType::Q8_0: return dispatch<KQ8_0, 2, 2, 2>(a);
     case WeightType::Q4_0: return dispatch<KQ4_0, 2, 2, 2>(a);
+    case WeightType::Q5_0: return dispatch<KQ5_0, 2, 2, 2>(a);
     case WeightType::Q4_K: return dispatch<KQ4_K, 2, 2, 1>(a);
+    case WeightType::Q5_K: return dispatch<KQ5_K, 2, 2, 1>(a);
     case WeightType::Q6_K: return dispatch<KQ6_K, 2, 1, 2>(a);
     case WeightType::F32: return dispatch<KF32, 8, 2, 4>(a);
     case WeightType::F16: return dispatch<KF16, 8, 2, 4>(a);

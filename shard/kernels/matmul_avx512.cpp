@@ -179,6 +179,50 @@ void tile_q4_0(const Tile& t) {
   store<G, R>(t, acc);
 }
 
+// The 5-bit quants of one 64 B nibble chunk c (0..3) of a 32-column unit: low / high nibbles plus
+// 16 where bit 2c / 2c+1 of the byte of the fifth-bit chunk `h` is set (a byte-mask test and a
+// masked add: fewer instructions than shifting the bits into place).
+INL void q5_chunk(__m512i raw, __m512i h, int c, __m512i& wl, __m512i& wh) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), v16 = _mm512_set1_epi8(0x10);
+  const __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+  wl = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(h, _mm512_set1_epi8(static_cast<char>(1 << (2 * c)))), lo, v16);
+  wh = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(h, _mm512_set1_epi8(static_cast<char>(2 << (2 * c)))), hi, v16);
+}
+
+template <int G, int R>
+void tile_q5_0(const Tile& t) {
+  const QTile<G, R> p(t);
+  __m512 acc[G][R];
+  zero(acc);
+  for (int64_t b = 0; b < p.nb; ++b) {
+    const int8_t* xq = p.q + b * 32 * R;
+    __m512i ia[G][R];
+    UNROLL for (int r = 0; r < R; ++r) {
+      const __m512i c = _mm512_set1_epi32(p.aux[b * R + r]);
+      UNROLL for (int gi = 0; gi < G; ++gi) ia[gi][r] = c;
+    }
+    __m512i h[G];
+    UNROLL for (int gi = 0; gi < G; ++gi) h[gi] = load64(p.w[gi] + b * 352 + 288);
+    UNROLL for (int c = 0; c < 4; ++c) {
+      __m512i wl[G], wh[G];
+      UNROLL for (int gi = 0; gi < G; ++gi) {
+        q5_chunk(load64(p.w[gi] + b * 352 + 32 + 64 * c), h[gi], c, wl[gi], wh[gi]);
+      }
+      UNROLL for (int r = 0; r < R; ++r) {
+        const __m512i x0 = bcast_quad(xq + (2 * c * R + r) * 4), x1 = bcast_quad(xq + ((2 * c + 1) * R + r) * 4);
+        UNROLL for (int gi = 0; gi < G; ++gi) {
+          ia[gi][r] = _mm512_dpbusd_epi32(ia[gi][r], wl[gi], x0);
+          ia[gi][r] = _mm512_dpbusd_epi32(ia[gi][r], wh[gi], x1);
+        }
+      }
+    }
+    __m512 ws[G];
+    UNROLL for (int gi = 0; gi < G; ++gi) ws[gi] = half16(p.w[gi] + b * 352);
+    scale_acc<G, R>(acc, ia, ws, p.d + b * R);
+  }
+  store<G, R>(t, acc);
+}
+
 // ---- Q4_K / Q6_K -----------------------------------------------------------------------------------
 
 template <int G, int R>
@@ -227,6 +271,72 @@ void tile_q4_k(const Tile& t) {
           const __m512i raw = load64(wb[gi] + 320 + 256 * j + 64 * c);
           wl[gi] = _mm512_and_si512(raw, m4);
           wh[gi] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+        }
+        UNROLL for (int r = 0; r < R; ++r) {
+          const __m512i x0 = bcast_quad(xj + (2 * c * R + r) * 4), x1 = bcast_quad(xj + ((2 * c + 1) * R + r) * 4);
+          UNROLL for (int gi = 0; gi < G; ++gi) {
+            ia[gi][r] = _mm512_dpbusd_epi32(ia[gi][r], wl[gi], x0);
+            ia[gi][r] = _mm512_dpbusd_epi32(ia[gi][r], wh[gi], x1);
+          }
+        }
+      }
+      UNROLL for (int gi = 0; gi < G; ++gi) {
+        const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb[gi] + 64 + 16 * j)));
+        UNROLL for (int r = 0; r < R; ++r) A[gi][r] = _mm512_add_epi32(A[gi][r], _mm512_mullo_epi32(ia[gi][r], sc));
+      }
+    }
+    UNROLL for (int gi = 0; gi < G; ++gi) {
+      const __m512 d = half16(wb[gi]);
+      UNROLL for (int r = 0; r < R; ++r)
+        acc[gi][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(A[gi][r]), _mm512_mul_ps(d, _mm512_set1_ps(dx[r])), acc[gi][r]);
+    }
+  }
+  store<G, R>(t, acc);
+}
+
+template <int G, int R>
+void tile_q5_k(const Tile& t) {
+  const QTile<G, R> p(t);
+  __m512 acc[G][R];
+  zero(acc);
+  for (int64_t b = 0; b < p.nb; ++b) {
+    const uint8_t* wb[G];
+    UNROLL for (int gi = 0; gi < G; ++gi) wb[gi] = p.w[gi] + b * 2880;
+    const int8_t* xq = p.q + b * 256 * R;
+    const float* dx = p.d + b * R;
+    {  // the mins first, as Q4_K (same head layout)
+      __m512i B[G][R];
+      UNROLL for (int gi = 0; gi < G; ++gi)
+        UNROLL for (int r = 0; r < R; ++r) B[gi][r] = _mm512_setzero_si512();
+      UNROLL for (int pr = 0; pr < 4; ++pr) {
+        __m512i mv[G];
+        UNROLL for (int gi = 0; gi < G; ++gi)
+          mv[gi] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[gi] + 192 + 32 * pr)));
+        UNROLL for (int r = 0; r < R; ++r) {
+          const __m512i bs = _mm512_set1_epi32(p.aux[(b * 4 + pr) * R + r]);
+          UNROLL for (int gi = 0; gi < G; ++gi) B[gi][r] = _mm512_dpwssd_epi32(B[gi][r], mv[gi], bs);
+        }
+      }
+      UNROLL for (int gi = 0; gi < G; ++gi) {
+        const __m512 dmin = half16(wb[gi] + 32);
+        UNROLL for (int r = 0; r < R; ++r)
+          acc[gi][r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(B[gi][r]), _mm512_mul_ps(dmin, _mm512_set1_ps(dx[r])), acc[gi][r]);
+      }
+    }
+    __m512i A[G][R];
+    UNROLL for (int gi = 0; gi < G; ++gi)
+      UNROLL for (int r = 0; r < R; ++r) A[gi][r] = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) {
+      __m512i ia[G][R];
+      UNROLL for (int gi = 0; gi < G; ++gi)
+        UNROLL for (int r = 0; r < R; ++r) ia[gi][r] = _mm512_setzero_si512();
+      const int8_t* xj = xq + 32 * j * R;
+      __m512i h[G];
+      UNROLL for (int gi = 0; gi < G; ++gi) h[gi] = load64(wb[gi] + 320 + 320 * j + 256);
+      UNROLL for (int c = 0; c < 4; ++c) {
+        __m512i wl[G], wh[G];
+        UNROLL for (int gi = 0; gi < G; ++gi) {
+          q5_chunk(load64(wb[gi] + 320 + 320 * j + 64 * c), h[gi], c, wl[gi], wh[gi]);
         }
         UNROLL for (int r = 0; r < R; ++r) {
           const __m512i x0 = bcast_quad(xj + (2 * c * R + r) * 4), x1 = bcast_quad(xj + ((2 * c + 1) * R + r) * 4);
@@ -392,7 +502,9 @@ void drive_float(const GemmArgs& a) {
 
 template <int G, int R> struct KQ8_0 { static void run(const Tile& t) { tile_q8_0<G, R>(t); } };
 template <int G, int R> struct KQ4_0 { static void run(const Tile& t) { tile_q4_0<G, R>(t); } };
+template <int G, int R> struct KQ5_0 { static void run(const Tile& t) { tile_q5_0<G, R>(t); } };
 template <int G, int R> struct KQ4_K { static void run(const Tile& t) { tile_q4_k<G, R>(t); } };
+template <int G, int R> struct KQ5_K { static void run(const Tile& t) { tile_q5_k<G, R>(t); } };
 template <int G, int R> struct KQ6_K { static void run(const Tile& t) { tile_q6_k<G, R>(t); } };
 template <int G, int R> struct KF32 { static void run(const Tile& t) { tile_float<WeightType::F32, G, R>(t); } };
 template <int G, int R> struct KF16 { static void run(const Tile& t) { tile_float<WeightType::F16, G, R>(t); } };
@@ -402,7 +514,9 @@ void gemm(const GemmArgs& a) {
   switch (a.type) {
     case WeightType::Q8_0: return drive_quant<KQ8_0>(a);
     case WeightType::Q4_0: return drive_quant<KQ4_0>(a);
+    case WeightType::Q5_0: return drive_quant<KQ5_0>(a);
     case WeightType::Q4_K: return drive_quant<KQ4_K>(a);
+    case WeightType::Q5_K: return drive_quant<KQ5_K>(a);
     case WeightType::Q6_K: return drive_quant<KQ6_K>(a);
     case WeightType::F32: return a.n_rows == 1 ? drive_float<KF32, 4, 1>(a) : drive_float<KF32, 4, 6>(a);
     case WeightType::F16: return a.n_rows == 1 ? drive_float<KF16, 4, 1>(a) : drive_float<KF16, 4, 6>(a);

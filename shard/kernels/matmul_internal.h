@@ -13,8 +13,12 @@
 //        row r the bytes 4r..4r+3 = quants k = 4c..4c+3 stored as q + 128 (unsigned).
 //   Q4_0 (288 B): 16 fp16 scales, then 4 chunks of 64 B; in chunk c byte 4r+i holds quant
 //        k = 8c+i (low nibble) and k = 8c+4+i (high nibble), unsigned 0..15 (value q - 8).
+//   Q5_0 (352 B): as Q4_0 (scales, 4 nibble chunks), then one 64 B chunk of fifth bits: byte
+//        4r+i holds in bit 2c+h the top bit of quant k = 8c+4h+i (unsigned 0..31, value q - 16).
 //   Q4_K per 256-column super-block (2368 B): fp16 d[16], fp16 dmin[16], scales u8 [8 sub][16],
 //        mins u8 [4 pairs][16 rows][2], then per 32-column sub-block 4 chunks as for Q4_0.
+//   Q5_K per super-block (2880 B): the 320 B head of Q4_K, then per 32-column sub-block 320 B:
+//        4 nibble chunks and one fifth-bit chunk, both as for Q5_0 (quants unsigned 0..31).
 //   Q6_K per super-block (3360 B): fp16 d[16], scales i8 [16 sub][16], then per 16-column
 //        sub-block 3 chunks: low nibbles of quads 0/1, of quads 2/3, and the 2-bit high parts of
 //        quads 0..3 (bits 0-1, 2-3, 4-5, 6-7); quants unsigned 0..63 (value q - 32).
@@ -22,7 +26,7 @@
 // Every kernel level computes each output element with the same operations in the same order:
 // an exact int32 dot product per block, then acc = fma(float(isum), w_scale * x_scale, acc)
 // block after block (K-quants per super-block: fma(-B, dmin*dx), then fma(A, d*dx), with the
-// exact integers A = Σ_j scale_j·Σ q·xq and B = Σ_j min_j·Σ xq over the sub-blocks j for Q4_K,
+// exact integers A = Σ_j scale_j·Σ q·xq and B = Σ_j min_j·Σ xq over the sub-blocks j for Q4_K/Q5_K,
 // A = Σ_s scale_s·Σ (q-32)·xq for Q6_K); float weights: acc = fma(w, x, acc) column after column.
 // Hence results are identical across levels, batch sizes, row positions and thread counts.
 //
@@ -57,10 +61,11 @@ size_t packed_bytes(WeightType t, int64_t rows, int64_t cols);
 
 // Activations quantized for one weight type, `n_rows` rows of `cols`:
 //   q   int8 quants, row r at q + r*cols (values within ±127)
-//   d   float scale per block (32 columns for Q8_0/Q4_0, 256 for Q4_K/Q6_K), row stride cols/block
+//   d   float scale per block (32 columns for Q8_0/Q4_0/Q5_0, 256 for the K-quants), row stride
+//       cols/block
 //   aux int32 words per block, row stride (cols/block)*aux_words:
-//       Q8_0: -128 * Σq (offset of the unsigned weights), Q4_0: -8 * Σq,
-//       Q4_K: 8 int16 sums of each 32-column sub-block (4 words),
+//       Q8_0: -128 * Σq (offset of the unsigned weights), Q4_0: -8 * Σq, Q5_0: -16 * Σq,
+//       Q4_K, Q5_K: 8 int16 sums of each 32-column sub-block (4 words),
 //       Q6_K: -32 * Σq of each 16-column sub-block (16 words).
 // Float weight types use the float activations directly.
 // A kernel set may ask for the rows in tiles of T (KernelSet::tile_rows): then the R rows of the
@@ -78,7 +83,9 @@ static inline void block_aux(WeightType t, const int32_t* sums16, int32_t* ab) {
   switch (t) {
     case WeightType::Q8_0: ab[0] = -128 * (sums16[0] + sums16[1]); break;
     case WeightType::Q4_0: ab[0] = -8 * (sums16[0] + sums16[1]); break;
+    case WeightType::Q5_0: ab[0] = -16 * (sums16[0] + sums16[1]); break;
     case WeightType::Q4_K:
+    case WeightType::Q5_K:
       for (int p = 0; p < 4; ++p) {
         const uint32_t s0 = static_cast<uint16_t>(sums16[4 * p] + sums16[4 * p + 1]);
         const uint32_t s1 = static_cast<uint16_t>(sums16[4 * p + 2] + sums16[4 * p + 3]);

@@ -35,6 +35,14 @@ int8_t quant8(float v) {
   return r > 127.f ? 127 : -127;
 }
 
+// Quant k (0..31) of row r of a 32-column unit stored as 4 nibble chunks at `nib` and a fifth-bit
+// chunk at `hi` (Q5_0 / Q5_K, matmul_internal.h): unsigned 0..31.
+int q5_unit(const uint8_t* nib, const uint8_t* hi, int r, int k) {
+  const uint8_t byte = nib[64 * (k / 8) + 4 * r + k % 4];
+  const int low = (k % 8) < 4 ? byte & 0xF : byte >> 4;
+  return low | (((hi[4 * r + k % 4] >> (2 * (k / 8) + (k % 8) / 4)) & 1) << 4);
+}
+
 void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* aux) {
   const int64_t bc = block_cols(t);
   const int aw = aux_words(t);
@@ -103,6 +111,27 @@ void group_row(const GemmArgs& a, const uint8_t* g, int64_t xr, float* acc) {
             s += ((k % 8) < 4 ? byte & 0xF : byte >> 4) * xb[k];
           }
           acc[r] = std::fma(static_cast<float>(s), fp16_to_fp32(load_u16(p + 2 * r)) * dx, acc[r]);
+          break;
+        }
+        case WeightType::Q5_0: {
+          int32_t s = ab[0];
+          for (int k = 0; k < 32; ++k) s += q5_unit(p + 32, p + 288, r, k) * xb[k];
+          acc[r] = std::fma(static_cast<float>(s), fp16_to_fp32(load_u16(p + 2 * r)) * dx, acc[r]);
+          break;
+        }
+        case WeightType::Q5_K: {
+          int32_t A = 0, B = 0;
+          for (int j = 0; j < 8; ++j) {
+            const uint8_t* sub = p + 320 + 320 * j;
+            int32_t s = 0;
+            for (int k = 0; k < 32; ++k) s += q5_unit(sub, sub + 256, r, k) * xb[32 * j + k];
+            A += s * p[64 + 16 * j + r];
+            const int16_t bsum = load_i16(reinterpret_cast<const uint8_t*>(ab) + 2 * j);
+            B += p[192 + 32 * (j / 2) + 2 * r + j % 2] * bsum;
+          }
+          const float d = fp16_to_fp32(load_u16(p + 2 * r)), dmin = fp16_to_fp32(load_u16(p + 32 + 2 * r));
+          acc[r] = std::fma(-static_cast<float>(B), dmin * dx, acc[r]);
+          acc[r] = std::fma(static_cast<float>(A), d * dx, acc[r]);
           break;
         }
         case WeightType::Q4_K: {

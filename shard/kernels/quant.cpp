@@ -70,6 +70,43 @@ void dequantize_q4_0(const blocks::Q4_0* x, float* y, int64_t nb) {
   }
 }
 
+// ---- Q5_0 --------------------------------------------------------------------------------------
+
+void quantize_q5_0(const float* x, blocks::Q5_0* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += blocks::kQK0) {
+    // As Q4_0 with 32 levels: the element of largest magnitude maps to -16 exactly.
+    float amax = 0, vmax = 0;
+    for (int i = 0; i < blocks::kQK0; ++i)
+      if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
+    const float d = vmax / -16.f;
+    const float id = d != 0 ? 1.f / d : 0.f;
+    y[b].d = fp32_to_fp16(d);
+    auto q = [&](float v) { return std::clamp(static_cast<int>(std::floor(v * id + 16.5f)), 0, 31); };
+    uint32_t qh = 0;
+    for (int i = 0; i < 16; ++i) {
+      const int q0 = q(x[i]), q1 = q(x[i + 16]);
+      y[b].qs[i] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << i;
+      qh |= static_cast<uint32_t>(q1 >> 4) << (i + 16);
+    }
+    std::memcpy(y[b].qh, &qh, 4);
+  }
+}
+
+void dequantize_q5_0(const blocks::Q5_0* x, float* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, y += blocks::kQK0) {
+    const float d = fp16_to_fp32(x[b].d);
+    uint32_t qh;
+    std::memcpy(&qh, x[b].qh, 4);
+    for (int i = 0; i < 16; ++i) {
+      const int q0 = (x[b].qs[i] & 0xF) | static_cast<int>(((qh >> i) & 1) << 4);
+      const int q1 = (x[b].qs[i] >> 4) | static_cast<int>(((qh >> (i + 16)) & 1) << 4);
+      y[i] = (q0 - 16) * d;
+      y[i + 16] = (q1 - 16) * d;
+    }
+  }
+}
+
 // ---- Q4_K --------------------------------------------------------------------------------------
 
 // Fits x[i] ≈ scale * L[i] - mn with L in [0, nmax] and mn >= 0, minimising the w-weighted squared
@@ -122,53 +159,51 @@ float fit_scale_min(const float* x, const float* w, int n, int nmax, uint8_t* L,
   return best_scale;
 }
 
+// The Q4_K / Q5_K scale search shared by both: per 32-element sub-block a weighted (scale, min)
+// fit with quants in [0, nmax], the eight scales and mins quantized to 6 bits against the
+// super-block's d / dmin, then every quant recomputed against the scales as they will be decoded.
+// Writes d, dmin, the packed scales and L (256 quants, element order).
+void quantize_k_asym(const float* x, int nmax, uint16_t* d_out, uint16_t* dmin_out, uint8_t* packed_scales, uint8_t* L) {
+  float scales[8], mins[8], w[32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    // Weight larger elements more (their error matters more in the dot product), but keep a
+    // floor so small ones are not ignored.
+    double ss = 0;
+    for (int i = 0; i < 32; ++i) ss += xs[i] * xs[i];
+    const float rms = static_cast<float>(std::sqrt(ss / 32));
+    for (int i = 0; i < 32; ++i) w[i] = rms + std::fabs(xs[i]);
+    scales[j] = fit_scale_min(xs, w, 32, nmax, L + 32 * j, &mins[j]);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  uint8_t ls[8], lm[8];
+  for (int j = 0; j < 8; ++j) {
+    ls[j] = static_cast<uint8_t>(std::min(63, round_int(inv_scale * scales[j])));
+    lm[j] = static_cast<uint8_t>(std::min(63, round_int(inv_min * mins[j])));
+  }
+  blocks::q4k_pack_scales(ls, lm, packed_scales);
+  *d_out = fp32_to_fp16(max_scale / 63.f);
+  *dmin_out = fp32_to_fp16(max_min / 63.f);
+  // Requantize against the scales as they will be decoded.
+  const float d = fp16_to_fp32(*d_out), dmin = fp16_to_fp32(*dmin_out);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    blocks::q4k_scale_min(packed_scales, j, sc, m);
+    const float ds = d * sc, dm = dmin * m;
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = ds == 0 ? 0 : static_cast<uint8_t>(std::clamp(round_int((x[32 * j + i] + dm) / ds), 0, nmax));
+  }
+}
+
 void quantize_q4_k(const float* x, blocks::Q4_K* y, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, x += blocks::kQKK) {
-    float scales[8], mins[8], w[32];
     uint8_t L[blocks::kQKK];
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      const float* xs = x + 32 * j;
-      // Weight larger elements more (their error matters more in the dot product), but keep a
-      // floor so small ones are not ignored.
-      double ss = 0;
-      for (int i = 0; i < 32; ++i) ss += xs[i] * xs[i];
-      const float rms = static_cast<float>(std::sqrt(ss / 32));
-      for (int i = 0; i < 32; ++i) w[i] = rms + std::fabs(xs[i]);
-      scales[j] = fit_scale_min(xs, w, 32, 15, L + 32 * j, &mins[j]);
-      max_scale = std::max(max_scale, scales[j]);
-      max_min = std::max(max_min, mins[j]);
-    }
-    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-    uint8_t ls[8], lm[8];
-    for (int j = 0; j < 8; ++j) {
-      ls[j] = static_cast<uint8_t>(std::min(63, round_int(inv_scale * scales[j])));
-      lm[j] = static_cast<uint8_t>(std::min(63, round_int(inv_min * mins[j])));
-    }
     blocks::Q4_K& out = y[b];
-    std::memset(out.scales, 0, sizeof out.scales);
-    for (int j = 0; j < 8; ++j) {
-      if (j < 4) {
-        out.scales[j] |= ls[j];
-        out.scales[j + 4] |= lm[j];
-      } else {
-        out.scales[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
-        out.scales[j - 4] |= static_cast<uint8_t>((ls[j] >> 4) << 6);
-        out.scales[j] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
-      }
-    }
-    out.d = fp32_to_fp16(max_scale / 63.f);
-    out.dmin = fp32_to_fp16(max_min / 63.f);
-    // Requantize against the scales as they will be decoded.
-    const float d = fp16_to_fp32(out.d), dmin = fp16_to_fp32(out.dmin);
-    for (int j = 0; j < 8; ++j) {
-      int sc, m;
-      blocks::q4k_scale_min(out.scales, j, sc, m);
-      const float ds = d * sc, dm = dmin * m;
-      for (int i = 0; i < 32; ++i)
-        L[32 * j + i] = ds == 0 ? 0 : static_cast<uint8_t>(std::clamp(round_int((x[32 * j + i] + dm) / ds), 0, 15));
-    }
+    quantize_k_asym(x, 15, &out.d, &out.dmin, out.scales, L);
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l)
         out.qs[32 * c + l] = static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
@@ -187,6 +222,39 @@ void dequantize_q4_k(const blocks::Q4_K* x, float* y, int64_t nb) {
       const float d2 = d * sc, m2 = dmin * m;
       for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+    }
+  }
+}
+
+// ---- Q5_K --------------------------------------------------------------------------------------
+
+void quantize_q5_k(const float* x, blocks::Q5_K* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += blocks::kQKK) {
+    uint8_t L[blocks::kQKK];
+    blocks::Q5_K& out = y[b];
+    quantize_k_asym(x, 31, &out.d, &out.dmin, out.scales, L);
+    std::memset(out.qh, 0, sizeof out.qh);
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) {
+        const int q0 = L[64 * c + l], q1 = L[64 * c + 32 + l];
+        out.qs[32 * c + l] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+        out.qh[l] |= static_cast<uint8_t>(((q0 >> 4) << (2 * c)) | ((q1 >> 4) << (2 * c + 1)));
+      }
+  }
+}
+
+void dequantize_q5_k(const blocks::Q5_K* x, float* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const float d = fp16_to_fp32(x[b].d), dmin = fp16_to_fp32(x[b].dmin);
+    const uint8_t* q = x[b].qs;
+    for (int c = 0; c < 4; ++c, q += 32) {
+      int sc, m;
+      blocks::q4k_scale_min(x[b].scales, 2 * c, sc, m);
+      const float d1 = d * sc, m1 = dmin * m;
+      blocks::q4k_scale_min(x[b].scales, 2 * c + 1, sc, m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * ((q[l] & 0xF) | (((x[b].qh[l] >> (2 * c)) & 1) << 4)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * ((q[l] >> 4) | (((x[b].qh[l] >> (2 * c + 1)) & 1) << 4)) - m2;
     }
   }
 }
@@ -385,7 +453,9 @@ void dequantize_row(WeightType t, const void* src, float* dst, int64_t n) {
     }
     case WeightType::Q8_0: return dequantize_q8_0(static_cast<const blocks::Q8_0*>(src), dst, nb);
     case WeightType::Q4_0: return dequantize_q4_0(static_cast<const blocks::Q4_0*>(src), dst, nb);
+    case WeightType::Q5_0: return dequantize_q5_0(static_cast<const blocks::Q5_0*>(src), dst, nb);
     case WeightType::Q4_K: return dequantize_q4_k(static_cast<const blocks::Q4_K*>(src), dst, nb);
+    case WeightType::Q5_K: return dequantize_q5_k(static_cast<const blocks::Q5_K*>(src), dst, nb);
     case WeightType::Q6_K: return dequantize_q6_k(static_cast<const blocks::Q6_K*>(src), dst, nb);
     case WeightType::Q8_K: return dequantize_q8_k(static_cast<const blocks::Q8_K*>(src), dst, nb);
   }
@@ -408,7 +478,9 @@ void quantize_row(WeightType t, const float* src, void* dst, int64_t n) {
     }
     case WeightType::Q8_0: return quantize_q8_0(src, static_cast<blocks::Q8_0*>(dst), nb);
     case WeightType::Q4_0: return quantize_q4_0(src, static_cast<blocks::Q4_0*>(dst), nb);
+    case WeightType::Q5_0: return quantize_q5_0(src, static_cast<blocks::Q5_0*>(dst), nb);
     case WeightType::Q4_K: return quantize_q4_k(src, static_cast<blocks::Q4_K*>(dst), nb);
+    case WeightType::Q5_K: return quantize_q5_k(src, static_cast<blocks::Q5_K*>(dst), nb);
     case WeightType::Q6_K: return quantize_q6_k(src, static_cast<blocks::Q6_K*>(dst), nb);
     case WeightType::Q8_K: return quantize_q8_k(src, static_cast<blocks::Q8_K*>(dst), nb);
   }

@@ -1,7 +1,8 @@
 // Bit-exact (de)quantization of ggml block formats, one row at a time.
 // Layouts follow ggml: Q8_0 = {f16 d; int8 qs[32]}, Q4_0 = {f16 d; uint8 qs[16]} (low nibbles are
-// elements 0..15, high nibbles 16..31, value = (q - 8) * d), Q4_K / Q6_K / Q8_K = 256-element
-// super-blocks as in ggml-common.h.
+// elements 0..15, high nibbles 16..31, value = (q - 8) * d), Q5_0 = {f16 d; uint8 qh[4]; uint8
+// qs[16]} (5-bit q, value = (q - 16) * d), Q4_K / Q5_K / Q6_K / Q8_K = 256-element super-blocks
+// as in ggml-common.h (see blocks.h).
 #pragma once
 #include <cstdint>
 

@@ -11,8 +11,10 @@ enum class WeightType : uint32_t {
   F32 = 0,
   F16 = 1,
   Q4_0 = 2,
+  Q5_0 = 6,
   Q8_0 = 8,
   Q4_K = 12,
+  Q5_K = 13,
   Q6_K = 14,
   Q8_K = 15,  // activation-side type only (used by the K-quant dot products)
   BF16 = 30,
@@ -38,7 +40,7 @@ inline size_t row_bytes(WeightType t, int64_t n) {
 
 // The weight types a model can be stored in (what synth and quantize accept).
 inline constexpr WeightType kModelWeightTypes[] = {WeightType::F32,  WeightType::F16,  WeightType::BF16,
-                                                   WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_K,
-                                                   WeightType::Q6_K};
+                                                   WeightType::Q8_0, WeightType::Q4_0, WeightType::Q5_0,
+                                                   WeightType::Q4_K, WeightType::Q5_K, WeightType::Q6_K};
 
 }  // namespace tandem

@@ -269,17 +269,18 @@ struct Seed {
 // Small synthetic models in a few weight types, written with the synth API.
 std::vector<Seed> make_seeds() {
   std::vector<Seed> seeds;
-  for (WeightType t : {WeightType::F32, WeightType::Q8_0, WeightType::Q4_K}) {
+  for (WeightType t : {WeightType::F32, WeightType::Q8_0, WeightType::Q4_K, WeightType::Q5_K}) {
     SynthOptions o;
     // Per process: ctest runs the fuzz tests in parallel and each writes its own seeds.
     o.out = work(std::string("seed_") + std::string(name(t)) + "_" + std::to_string(getpid()) + ".gguf");
     o.vocab_from = kStoriesGguf;
     o.type = t;
-    o.dim = t == WeightType::Q4_K ? 256 : 64;
+    const bool k_quant = info(t).block_elems == 256;
+    o.dim = k_quant ? 256 : 64;
     o.n_layers = 1;
     o.n_heads = 4;
     o.n_kv_heads = 2;
-    o.ffn_dim = t == WeightType::Q4_K ? 256 : 96;
+    o.ffn_dim = k_quant ? 256 : 96;
     o.ctx_len = 64;
     o.threads = 1;
     auto st = write_synth_model(o);

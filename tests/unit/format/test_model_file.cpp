@@ -545,4 +545,18 @@ TEST(ModelQuantizeCli, ConvertsAndReportsErrors) {
   auto fallback = run("model quantize " + kStoriesBin + " " + work("cli_x.gguf") + " --type q4_0");
   EXPECT_EQ(fallback.code, 0) << fallback.out;
   EXPECT_NE(fallback.out.find("not a multiple of the q4_0 block size 32: using f16"), std::string::npos) << fallback.out;
+
+  // --type q5_k on 64-wide rows: the K-quant's 256-element blocks do not fit, q5_0's do (and the
+  // 172-wide ffn_down takes f16); the file type is the uniform Q5_K's, Q5_K_S.
+  const std::string q5 = work("cli_q5_k.gguf");
+  auto k5 = run("model quantize " + kStoriesBin + " " + q5 + " --type q5_k");
+  ASSERT_EQ(k5.code, 0) << k5.out;
+  EXPECT_NE(k5.out.find("not a multiple of the q5_k block size 256: using q5_0"), std::string::npos) << k5.out;
+  auto m5 = open_model(q5);
+  ASSERT_TRUE(m5.ok()) << m5.error().message;
+  EXPECT_EQ(m5->find("blk.0.attn_q.weight")->type, WeightType::Q5_0);
+  EXPECT_EQ(m5->find("blk.0.ffn_down.weight")->type, WeightType::F16);
+  auto info5 = run("model info " + q5);
+  ASSERT_EQ(info5.code, 0) << info5.out;
+  EXPECT_NE(info5.out.find("file type: Q5_K_S (LLAMA_FTYPE_MOSTLY_Q5_K_S = 16"), std::string::npos) << info5.out;
 }

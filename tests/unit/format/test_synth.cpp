@@ -385,9 +385,11 @@ TEST(SynthCli, WritesAModelThatInfoReadsBack) {
   EXPECT_NE(dinfo.out.find("layers 1"), std::string::npos) << dinfo.out;
   EXPECT_NE(dinfo.out.find("KV cache"), std::string::npos) << dinfo.out;
 
-  auto bad = run("model synth --out " + work("cli_bad.gguf") + " --type q5_0 --vocab-from " + kStoriesGguf);
+  auto bad = run("model synth --out " + work("cli_bad.gguf") + " --type q5_1 --vocab-from " + kStoriesGguf);
   EXPECT_NE(bad.code, 0);
-  EXPECT_NE(bad.out.find("--type 'q5_0'"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("--type 'q5_1' is not one of f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k"),
+            std::string::npos)
+      << bad.out;
   auto help = run("model synth --help");
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("--residual-scale"), std::string::npos) << help.out;

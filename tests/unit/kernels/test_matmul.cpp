@@ -89,7 +89,8 @@ void reference(const Source& s, const std::vector<float>& xe, int64_t n_rows, st
 bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
 
 constexpr WeightType kTypes[] = {WeightType::F32,  WeightType::F16,  WeightType::BF16, WeightType::Q8_0,
-                                 WeightType::Q4_0, WeightType::Q4_K, WeightType::Q6_K};
+                                 WeightType::Q4_0, WeightType::Q5_0, WeightType::Q4_K, WeightType::Q5_K,
+                                 WeightType::Q6_K};
 
 struct Shape {
   int64_t rows, cols;
@@ -109,17 +110,55 @@ TEST(Matmul, EveryTypeAndLevelMatchesReference) {
       SCOPED_TRACE(testing::Message() << name(t) << " " << sh.rows << "x" << sh.cols);
       const auto src = make_source(t, sh.rows, sh.cols, 11 + static_cast<uint32_t>(sh.cols));
       const auto w = pack(src);
-      const int64_t n_rows = 3;
-      const auto x = make_x(n_rows, sh.cols, 5);
+      // 1 row: the GEMV kernels; 3: a short GEMM; 9: a full 8-row tile and a 1-row tail.
+      for (const int64_t n_rows : {1, 3, 9}) {
+        SCOPED_TRACE(testing::Message() << n_rows << " rows");
+        const auto x = make_x(n_rows, sh.cols, 5);
+        std::vector<double> ref, mag;
+        reference(src, effective_x(t, x, n_rows, sh.cols), n_rows, ref, mag);
+        std::vector<float> first;
+        for (const auto* ks : levels) {
+          std::vector<float> y(n_rows * sh.rows, -1.f);
+          kern::matmul_with(*ks, w, x.data(), n_rows, y.data(), sh.rows, pool);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_LE(std::fabs(y[i] - ref[i]), 1e-5 * mag[i] + 1e-30) << ks->name << " element " << i;
+          // All levels run the same per-element operation sequence: identical bits.
+          if (first.empty())
+            first = y;
+          else
+            EXPECT_TRUE(same_bits(first.data(), y.data(), y.size())) << ks->name << " differs from scalar";
+        }
+      }
+    }
+  }
+}
+
+// The largest integers the kernels can meet: every weight block is -1 then +1s, so the quants are
+// at the top of their range (q8_0 127, q4_0 15, q5_0 31, K-quants their maximum), and every
+// activation is 1 (quant 127). Partial sums that saturate (int16 stages of the AVX2 kernels) would
+// move the result far from the reference and from the scalar level.
+TEST(Matmul, ExtremeQuantsDoNotSaturate) {
+  ThreadPool pool(1);
+  for (WeightType t : kTypes) {
+    if (!kern::is_quantized(t)) continue;
+    SCOPED_TRACE(name(t));
+    const int64_t rows = 32, cols = 512;
+    Source src{t, rows, cols, row_bytes(t, cols), {}};
+    src.bytes.resize(src.stride * rows);
+    std::vector<float> v(cols, 1.f);
+    for (int64_t k = 0; k < cols; k += 32) v[k] = -1.f;
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, v.data(), src.bytes.data() + r * src.stride, cols);
+    const auto w = pack(src);
+    for (const int64_t n_rows : {1, 3, 9}) {
+      const std::vector<float> x(n_rows * cols, 1.f);
       std::vector<double> ref, mag;
-      reference(src, effective_x(t, x, n_rows, sh.cols), n_rows, ref, mag);
+      reference(src, effective_x(t, x, n_rows, cols), n_rows, ref, mag);
       std::vector<float> first;
-      for (const auto* ks : levels) {
-        std::vector<float> y(n_rows * sh.rows, -1.f);
-        kern::matmul_with(*ks, w, x.data(), n_rows, y.data(), sh.rows, pool);
+      for (const auto* ks : kern::kernels_available()) {
+        std::vector<float> y(n_rows * rows, -1.f);
+        kern::matmul_with(*ks, w, x.data(), n_rows, y.data(), rows, pool);
         for (size_t i = 0; i < y.size(); ++i)
-          ASSERT_LE(std::fabs(y[i] - ref[i]), 1e-5 * mag[i] + 1e-30) << ks->name << " element " << i;
-        // All levels run the same per-element operation sequence: identical bits.
+          ASSERT_LE(std::fabs(y[i] - ref[i]), 1e-5 * mag[i] + 1e-30) << ks->name << " " << n_rows << " rows, element " << i;
         if (first.empty())
           first = y;
         else
@@ -135,7 +174,8 @@ TEST(Matmul, ActivationQuantizationLevelsAgree) {
   auto x = make_x(1, cols, 9);
   x[4] = 127.f;  // the block absmax, so the scale is exactly 1 ...
   x[3] = 63.5f;  // ... and this is an exact tie: every level must round it alike (to even)
-  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_K, WeightType::Q6_K}) {
+  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q5_0, WeightType::Q4_K, WeightType::Q5_K,
+                       WeightType::Q6_K}) {
     const int64_t bc = kern::block_cols(t), nb = cols / bc;
     const int aw = kern::aux_words(t);
     std::vector<int8_t> q0(cols);

@@ -119,6 +119,31 @@ TEST(QuantBlocks, Q4_0HandBlock) {
   }
 }
 
+TEST(QuantBlocks, Q5_0HandBlock) {
+  // Block 0: d = 0.5, byte i = i | (15 - i) << 4, qh = 0x0000FFFF (fifth bit set for elements
+  // 0..15 only). Block 1: d = -2, nibbles 0x9 / 0x3, qh = 0xFFFF0000 (elements 16..31 only).
+  // Block 2: d = 1, nibbles 0, qh = 0x00030001 (elements 0, 16 and 17): little-endian bytes.
+  std::vector<uint8_t> b(3 * 22, 0);
+  put_u16(b, 0, 0x3800);
+  b[2] = b[3] = 0xFF;
+  for (int i = 0; i < 16; ++i) b[6 + i] = static_cast<uint8_t>(i | ((15 - i) << 4));
+  put_u16(b, 22, 0xC000);
+  b[26] = b[27] = 0xFF;
+  for (int i = 0; i < 16; ++i) b[28 + i] = 0x39;
+  put_u16(b, 44, 0x3C00);
+  b[46] = 0x01, b[48] = 0x03;
+  float y[96];
+  dequantize_row(WeightType::Q5_0, b.data(), y, 96);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(y[i], i * 0.5f) << i;                 // (16 + i - 16) * 0.5
+    EXPECT_EQ(y[i + 16], (-1 - i) * 0.5f) << i;     // (15 - i - 16) * 0.5
+    EXPECT_EQ(y[32 + i], 14.f) << i;                // (9 - 16) * -2
+    EXPECT_EQ(y[32 + i + 16], -6.f) << i;           // (3 + 16 - 16) * -2
+    EXPECT_EQ(y[64 + i], i == 0 ? 0.f : -16.f) << i;
+    EXPECT_EQ(y[64 + i + 16], i < 2 ? 0.f : -16.f) << i;
+  }
+}
+
 TEST(QuantBlocks, Q4_KHandBlock) {
   // Sub-block scales / mins (6 bits), chosen so the high bits of the j >= 4 entries are used.
   const int sc[8] = {1, 2, 3, 4, 17, 33, 48, 63};
@@ -137,6 +162,34 @@ TEST(QuantBlocks, Q4_KHandBlock) {
     for (int l = 0; l < 32; ++l) {
       EXPECT_EQ(y[64 * c + l], sc[2 * c] * float(l % 16) - 0.5f * mn[2 * c]) << c << " " << l;
       EXPECT_EQ(y[64 * c + 32 + l], sc[2 * c + 1] * float(15 - l % 16) - 0.5f * mn[2 * c + 1]) << c << " " << l;
+    }
+}
+
+TEST(QuantBlocks, Q5_KHandBlock) {
+  // The scales of Q4_KHandBlock; the same nibbles; fifth bits: qh[l] has bit 2c set when l is a
+  // multiple of c + 2 (the first 32 elements of chunk c) and bit 2c + 1 set when l < 8 * (c + 1)
+  // (its second 32).
+  const int sc[8] = {1, 2, 3, 4, 17, 33, 48, 63};
+  const int mn[8] = {0, 5, 10, 63, 20, 1, 35, 7};
+  const uint8_t packed[12] = {0x41, 0x82, 0xC3, 0xC4, 0x40, 0x05, 0x8A, 0x3F, 0x41, 0x11, 0x30, 0x7F};
+  std::vector<uint8_t> b(176, 0);
+  put_u16(b, 0, 0x3C00);  // d = 1
+  put_u16(b, 2, 0x3800);  // dmin = 0.5
+  std::memcpy(b.data() + 4, packed, 12);
+  for (int l = 0; l < 32; ++l)
+    for (int c = 0; c < 4; ++c) {
+      if (l % (c + 2) == 0) b[16 + l] |= static_cast<uint8_t>(1 << (2 * c));
+      if (l < 8 * (c + 1)) b[16 + l] |= static_cast<uint8_t>(2 << (2 * c));
+    }
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) b[48 + 32 * c + l] = static_cast<uint8_t>((l % 16) | ((15 - l % 16) << 4));
+  float y[256];
+  dequantize_row(WeightType::Q5_K, b.data(), y, 256);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      const int q0 = l % 16 + (l % (c + 2) == 0 ? 16 : 0), q1 = 15 - l % 16 + (l < 8 * (c + 1) ? 16 : 0);
+      EXPECT_EQ(y[64 * c + l], sc[2 * c] * float(q0) - 0.5f * mn[2 * c]) << c << " " << l;
+      EXPECT_EQ(y[64 * c + 32 + l], sc[2 * c + 1] * float(q1) - 0.5f * mn[2 * c + 1]) << c << " " << l;
     }
 }
 
@@ -173,7 +226,7 @@ TEST(QuantBlocks, Q8_KHandBlock) {
 // quantizer with step s has RMS error s/√12; with the block maximum of n Gaussians (≈2.1σ for 32,
 // ≈1.8σ for 16, ≈2.9σ for 256) setting s, the expected errors are q8_0 ≈ 0.53%, q8_k ≈ 0.66%,
 // q6_k ≈ 1.7%, q4_k ≈ 7% (asymmetric 4-bit over 32), q4_0 ≈ 8.5% (4-bit, scale from the max),
-// so the bounds are those plus ~10%. f16 / bf16 round each element to 11 / 8 significant bits
+// and with one more bit half of those: q5_k ≈ 3.5%, q5_0 ≈ 4.3%; the bounds are those plus ~7-10%. f16 / bf16 round each element to 11 / 8 significant bits
 // (relative error ≤ 2^-11 / 2^-8 per element, hence also in RMS).
 TEST(QuantRoundTrip, GaussianErrorWithinBounds) {
   struct Case {
@@ -183,7 +236,8 @@ TEST(QuantRoundTrip, GaussianErrorWithinBounds) {
   const Case cases[] = {{WeightType::F32, 0.0},          {WeightType::F16, std::ldexp(1.0, -11)},
                         {WeightType::BF16, std::ldexp(1.0, -8)}, {WeightType::Q8_0, 0.006},
                         {WeightType::Q8_K, 0.0075},       {WeightType::Q6_K, 0.019},
-                        {WeightType::Q4_K, 0.077},        {WeightType::Q4_0, 0.092}};
+                        {WeightType::Q4_K, 0.077},        {WeightType::Q4_0, 0.092},
+                        {WeightType::Q5_K, 0.038},        {WeightType::Q5_0, 0.046}};
   const int64_t n = 256 * 64;
   const auto x = gaussian(n, 42);
   for (const auto& c : cases) {
@@ -212,12 +266,13 @@ TEST(QuantRoundTrip, KQuantSearchBeatsPlainGrid) {
     for (int64_t i = 0; i < n; ++i) se += (y[i] - x[i]) * double(y[i] - x[i]), sx += x[i] * double(x[i]);
     return std::sqrt(se / sx);
   };
-  std::vector<float> plain4(n), plain6(n), y(n);
+  std::vector<float> plain4(n), plain5(n), plain6(n), y(n);
   for (int64_t b = 0; b < n; b += 32) {
     float lo = 0, hi = x[b];
     for (int i = 0; i < 32; ++i) lo = std::min(lo, x[b + i]), hi = std::max(hi, x[b + i]);
-    const float s = (hi - lo) / 15;
+    const float s = (hi - lo) / 15, s5 = (hi - lo) / 31;
     for (int i = 0; i < 32; ++i) plain4[b + i] = lo + s * std::clamp(std::round((x[b + i] - lo) / s), 0.f, 15.f);
+    for (int i = 0; i < 32; ++i) plain5[b + i] = lo + s5 * std::clamp(std::round((x[b + i] - lo) / s5), 0.f, 31.f);
   }
   for (int64_t b = 0; b < n; b += 16) {
     float amax = 0, vmax = 0;
@@ -233,6 +288,33 @@ TEST(QuantRoundTrip, KQuantSearchBeatsPlainGrid) {
   quantize_row(WeightType::Q6_K, x.data(), q.data(), n);
   dequantize_row(WeightType::Q6_K, q.data(), y.data(), n);
   EXPECT_LT(rel_err(y), rel_err(plain6));
+  quantize_row(WeightType::Q5_K, x.data(), q.data(), n);
+  dequantize_row(WeightType::Q5_K, q.data(), y.data(), n);
+  EXPECT_LT(rel_err(y), rel_err(plain5));
+}
+
+// Q5_0 as ggml's reference quantizer defines it: the element of largest magnitude of each block
+// decodes to itself (up to the fp16 scale: it is -16 * d), every other element within half a step,
+// except those beyond +15.5 steps on the other side, which clamp to level 31 (within one step).
+TEST(QuantRoundTrip, Q5_0ExtremeExactAndHalfStep) {
+  const int64_t n = 32 * 128;
+  const auto x = gaussian(n, 13);
+  std::vector<uint8_t> q(row_bytes(WeightType::Q5_0, n));
+  std::vector<float> y(n);
+  quantize_row(WeightType::Q5_0, x.data(), q.data(), n);
+  dequantize_row(WeightType::Q5_0, q.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int imax = 0;
+    for (int i = 1; i < 32; ++i)
+      if (std::fabs(x[32 * b + i]) > std::fabs(x[32 * b + imax])) imax = i;
+    const float vmax = x[32 * b + imax];
+    const float d = fp16_to_fp32(fp32_to_fp16(vmax / -16.f));
+    EXPECT_EQ(y[32 * b + imax], -16 * d) << b;
+    for (int i = 0; i < 32; ++i) {
+      const float v = x[32 * b + i], steps = d != 0 ? v / d : 0.f;
+      ASSERT_LE(std::fabs(y[32 * b + i] - v), (steps > 15.5f ? 1.f : 0.5f) * std::fabs(d) * 1.01f) << b << " " << i;
+    }
+  }
 }
 
 // Q8_0's per-element error is at most half a step (plus the fp16 rounding of the scale).
@@ -254,7 +336,8 @@ TEST(QuantRoundTrip, Q8_0ElementwiseBound) {
 // Zero input and outliers: zero blocks decode to exact zeros; a block with one huge element keeps
 // it closely (the scale adapts) and never produces NaN/inf.
 TEST(QuantRoundTrip, ZerosAndOutliers) {
-  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_K, WeightType::Q6_K, WeightType::Q8_K}) {
+  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q5_0, WeightType::Q4_K, WeightType::Q5_K,
+                       WeightType::Q6_K, WeightType::Q8_K}) {
     const int64_t n = 512;
     std::vector<float> x(n, 0.f), y(n, 1.f);
     std::vector<uint8_t> q(row_bytes(t, n));

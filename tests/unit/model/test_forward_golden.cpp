@@ -69,12 +69,17 @@ TEST(ForwardGolden, Stories260KLlama2cReproducesGreedyIds) {
 
 // `tandem model quantize` (quantize_model) on a model whose rows cannot all hold whole blocks:
 // stories260K's FFN is 172 wide, so like llama.cpp the converter falls back per tensor (ffn_down ->
-// f16) and its 64-wide matrices cannot take 256-element K-quant blocks (q4_k -> q4_0, q6_k -> q8_0).
+// f16) and its 64-wide matrices cannot take 256-element K-quant blocks (q4_k -> q4_0, q5_k -> q5_0,
+// q6_k -> q8_0).
 TEST(ForwardGolden, QuantizeFallsBackPerTensorWhereBlocksDoNotFit) {
   EXPECT_EQ(matrix_type_for(WeightType::Q8_0, 64), WeightType::Q8_0);
   EXPECT_EQ(matrix_type_for(WeightType::Q8_0, 172), WeightType::F16);
   EXPECT_EQ(matrix_type_for(WeightType::Q4_K, 64), WeightType::Q4_0);
   EXPECT_EQ(matrix_type_for(WeightType::Q6_K, 64), WeightType::Q8_0);
+  EXPECT_EQ(matrix_type_for(WeightType::Q5_K, 64), WeightType::Q5_0);
+  EXPECT_EQ(matrix_type_for(WeightType::Q5_K, 768), WeightType::Q5_K);
+  EXPECT_EQ(matrix_type_for(WeightType::Q5_0, 64), WeightType::Q5_0);
+  EXPECT_EQ(matrix_type_for(WeightType::Q5_0, 172), WeightType::F16);
   EXPECT_EQ(matrix_type_for(WeightType::Q4_K, 512), WeightType::Q4_K);
   EXPECT_EQ(matrix_type_for(WeightType::Q6_K, 100), WeightType::F16);
 }
@@ -87,7 +92,8 @@ TEST(ForwardGolden, Stories260KAfterQuantizationKeepsTheStory) {
   ASSERT_EQ(want.size(), 200u);
   auto in = open_model(test::stories_gguf());
   ASSERT_TRUE(in.ok()) << in.error().message;
-  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_K, WeightType::Q6_K}) {
+  for (WeightType t : {WeightType::Q8_0, WeightType::Q4_0, WeightType::Q5_0, WeightType::Q4_K, WeightType::Q5_K,
+                       WeightType::Q6_K}) {
     SCOPED_TRACE(name(t));
     const std::string out = std::string(TANDEM_TEST_WORK) + "/golden_stories260K_" + std::string(name(t)) + ".gguf";
     auto st = quantize_model(*in, out, t, 1);

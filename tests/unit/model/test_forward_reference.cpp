@@ -11,7 +11,9 @@
 #include <map>
 #include <numbers>
 
+#include "shard/format/file_type.h"
 #include "shard/format/gguf_writer.h"
+#include "shard/format/model_quantize.h"
 #include "shard/kernels/quant.h"
 #include "tests/unit/format/llama_cpp_layout.h"
 #include "tests/unit/model/synth_fixture.h"
@@ -292,7 +294,8 @@ Tolerance tolerance(WeightType t) {
     case WeightType::F16:
     case WeightType::BF16: return {1e-4, 2e-5};
     case WeightType::Q8_0:
-    case WeightType::Q4_0: return {0.12, 0.03};
+    case WeightType::Q4_0:
+    case WeightType::Q5_0: return {0.12, 0.03};
     default: return {0.15, 0.04};
   }
 }
@@ -320,7 +323,7 @@ void print_measured(const std::string& what, const Compared& c, Tolerance tol) {
 TEST(ForwardRef, EveryWeightTypeAndHeadLayoutMatchesDoubleReference) {
   for (const Shape& sh : kShapes)
     for (WeightType t : kModelWeightTypes) {
-      const bool k_quant = t == WeightType::Q4_K || t == WeightType::Q6_K;
+      const bool k_quant = info(t).block_elems == 256;
       if (k_quant && !sh.k_quants) continue;
       SCOPED_TRACE(fmt::format("{} {}", sh.what, name(t)));
       auto path = synth_model(small_synth(t, sh.dim, sh.layers, sh.heads, sh.kv_heads, sh.ffn));
@@ -329,6 +332,58 @@ TEST(ForwardRef, EveryWeightTypeAndHeadLayoutMatchesDoubleReference) {
       print_measured(fmt::format("{} {}", sh.what, name(t)), c, tolerance(t));
       EXPECT_EQ(c.positions, 26);
     }
+}
+
+// A Q5_K_M file laid out as llama-quantize writes one: q5_K matrices, q6_K for the head and for
+// attn_v / ffn_down of the layers llama.cpp's use_more_bits picks (the first and last eighth and
+// every third in between), f32 norms, general.file_type 17. It is named Q5_K_M with its tensors
+// counted per type, and the mixed model runs against the double reference like a uniform one.
+TEST(ForwardRef, Q5_K_MMixMatchesDoubleReference) {
+  auto src = synth_model(small_synth(WeightType::F32, 256, 4, 8, 2, 512));
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  auto in = open_model(*src);
+  ASSERT_TRUE(in.ok()) << in.error().message;
+  const int n = in->config.n_layers;
+  auto more_bits = [n](int i) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; };
+  auto type_of = [&](const TensorRef& t) {
+    if (t.ne.size() < 2) return WeightType::F32;
+    if (t.name == "output.weight") return WeightType::Q6_K;
+    for (int i = 0; i < n; ++i)
+      if (more_bits(i) && (t.name == tensor_name_layer(i, "attn_v") || t.name == tensor_name_layer(i, "ffn_down")))
+        return WeightType::Q6_K;
+    return WeightType::Q5_K;
+  };
+  GgufMetadata md = in->gguf->metadata;
+  for (auto& [k, v] : md)
+    if (k == "general.file_type") v = gguf_u32(17);
+  std::vector<TensorToWrite> tensors;
+  for (const auto& t : in->tensors) {
+    if (in->is_tied_alias(t)) continue;
+    const WeightType dst = type_of(t);
+    tensors.push_back({t.name, dst, t.ne, [&t, dst](uint8_t* out) {
+                         std::vector<float> row(t.cols());
+                         for (int64_t r = 0; r < static_cast<int64_t>(t.nbytes / t.row_bytes()); ++r) {
+                           dequantize_row(t.type, t.row(r), row.data(), t.cols());
+                           quantize_row(dst, row.data(), out + r * row_bytes(dst, t.cols()), t.cols());
+                         }
+                       }});
+  }
+  const std::string path = std::string(TANDEM_TEST_WORK) + "/ref_q5_k_m_mix.gguf";
+  ASSERT_TRUE(write_gguf(path, md, tensors).ok());
+  auto m = open_model(path);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  const FileType ft = file_type_of(*m);
+  EXPECT_EQ(ft.name, "Q5_K_M");
+  EXPECT_EQ(ft.description, "Q5_K - Medium");
+  EXPECT_FALSE(ft.guessed);
+  // Layers 2 and 3 of 4 get more bits: 2 × (attn_v, ffn_down) + output = 5 q6_K; token_embd and
+  // the other 23 matrices q5_K; 2 norms per layer and output_norm f32.
+  EXPECT_EQ(tensor_type_counts(*m), (std::map<std::string, int>{{"f32", 9}, {"q5_K", 25}, {"q6_K", 5}}));
+  EXPECT_EQ(m->find(tensor_name_layer(1, "attn_v"))->type, WeightType::Q5_K);
+  EXPECT_EQ(m->find(tensor_name_layer(2, "attn_v"))->type, WeightType::Q6_K);
+  const auto c = compare_with_reference(path, WeightType::F32, tolerance(WeightType::Q5_K));
+  print_measured("Q5_K_M mix (q5_K + q6_K)", c, tolerance(WeightType::Q5_K));
+  EXPECT_EQ(c.positions, 26);
 }
 
 // The F16 KV cache rounds K and V to 11 significant bits: a larger but still small error.
@@ -494,7 +549,7 @@ TEST(ForwardRef, QwenFamiliesEveryWeightTypeMatchDoubleReference) {
     for (bool tied : {false, true}) {
       if (tied && &sh != &kFamilyShapes[0] && &sh != &kFamilyShapes[2]) continue;  // tied: one shape per family
       for (WeightType t : kModelWeightTypes) {
-        const bool k_quant = t == WeightType::Q4_K || t == WeightType::Q6_K;
+        const bool k_quant = info(t).block_elems == 256;
         if (k_quant && !sh.k_quants) continue;
         const std::string what = fmt::format("{} {}{} {}", sh.arch, sh.what, tied ? " tied" : "", name(t));
         SCOPED_TRACE(what);

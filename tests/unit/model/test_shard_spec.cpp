@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <optional>
@@ -461,9 +462,10 @@ struct TpCase {
 // (row-parallel slices of whole 256-blocks) 12 heads of 64 at tp 3 and 8 heads of 128 at tp 2, 4.
 std::vector<TpCase> tp_cases() {
   std::vector<TpCase> v;
-  for (WeightType t : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0})
+  for (WeightType t : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0,
+                       WeightType::Q5_0})
     v.push_back({t, 384, 3, 12, 2, 736, {2, 3, 4}});
-  for (WeightType t : {WeightType::Q4_K, WeightType::Q6_K}) {
+  for (WeightType t : {WeightType::Q4_K, WeightType::Q5_K, WeightType::Q6_K}) {
     v.push_back({t, 768, 2, 12, 3, 768, {3}});
     v.push_back({t, 1024, 2, 8, 2, 1024, {2, 4}});
   }
@@ -484,21 +486,39 @@ double tp_tolerance(WeightType t) {
   return t == WeightType::Q8_0 || t == WeightType::Q4_0 ? 0.12 : 0.15;
 }
 
-// A layout against the single rank: free-running greedy gives the same tokens (a near-tie of the
-// single rank flipped by a quantization flip would break this legitimately; none occurs on these
-// models and prompts — check the measured line before loosening), and the logits of every step
-// agree within the tolerance.
+// A layout against the single rank: free-running greedy gives the same tokens, and the logits of
+// every step agree within the tolerance. One divergence is legitimate: a quantization flip (see
+// tp_tolerance) moving the logits across a near-tie of the single rank. So where the tokens first
+// differ, the single rank's top-2 gap must be within what the logits moved at that step (the flip
+// explains the other choice), and the logits are compared up to and including that step (after
+// it the two runs decode different tokens). Measured: q5_k at 12/3 heads of 64, tp 3, step 23 of
+// 32: gap 0.050, logits moved 0.129.
 void compare_layout(const ModelFile& f, const Decoded& one, const std::vector<int32_t>& prompt, int steps, int tp,
                     int pp, WeightType t) {
-  const Decoded d = decode(f, tp, pp, prompt, steps);
+  Decoded d = decode(f, tp, pp, prompt, steps);
   ASSERT_EQ(d.tokens.size(), one.tokens.size());
-  EXPECT_EQ(d.tokens, one.tokens);
-  const double err = max_rel_diff(one, d);
+  size_t first = 0;
+  while (first < one.tokens.size() && d.tokens[first] == one.tokens[first]) ++first;
+  std::string greedy = "identical";
+  Decoded a = one;
+  if (first < one.tokens.size()) {
+    std::vector<float> r = one.rows[first];
+    std::sort(r.begin(), r.end());
+    const double gap = r[r.size() - 1] - r[r.size() - 2];
+    double moved = 0;
+    for (size_t i = 0; i < r.size(); ++i)
+      moved = std::max(moved, static_cast<double>(std::abs(one.rows[first][i] - d.rows[first][i])));
+    EXPECT_LE(gap, 2 * moved) << "greedy differs at step " << first << " where the single rank's top-2 gap " << gap
+                              << " is more than the logits moved (" << moved << ")";
+    greedy = fmt::format("differs from step {} (near-tie: top-2 gap {:.3f}, logits moved {:.3f})", first, gap, moved);
+    a.rows.resize(first + 1);
+    d.rows.resize(first + 1);
+  }
+  const double err = max_rel_diff(a, d);
   EXPECT_LE(err, tp_tolerance(t));
   fmt::print("[ measured ] TP {} PP {} {} {:<5} heads {}/{} of {} dim {}{}: max|d|/std = {:.2e} (tol {:.0e}), greedy {}\n",
              tp, pp, f.config.arch, name(t), f.config.n_heads, f.config.n_kv_heads, f.config.head_dim, f.config.dim,
-             f.config.tied_output ? " tied" : "", err, tp_tolerance(t),
-             d.tokens == one.tokens ? "identical" : "DIFFERS");
+             f.config.tied_output ? " tied" : "", err, tp_tolerance(t), greedy);
 }
 
 }  // namespace
