@@ -5,8 +5,10 @@
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 
 #include "dist/mpi_runtime.h"
+#include "dist/shard_stream.h"
 #include "shard/log.h"
 
 namespace tandem {
@@ -59,17 +61,86 @@ Result<std::unique_ptr<ModelGroup>> load_group(const char* what, const ModelFile
   kc.type = o.kv_type;
   auto kv = make_kv_cache(kc);
   if (!kv) return kv.error();
-  spdlog::info("shard loaded: {:.1f} MiB read of a {:.1f} MiB model; {:.1f} MiB streamed per token; KV cache {:.1f} MiB "
-               "({} slots × {} positions)", m->bytes_loaded / 1048576.0, f.weight_bytes() / 1048576.0,
+  spdlog::info("shard loaded: {:.1f} MiB ({} bytes) read of a {:.1f} MiB model; {:.1f} MiB streamed per token; KV cache "
+               "{:.1f} MiB ({} slots × {} positions)", m->bytes_loaded / 1048576.0, m->bytes_loaded, f.weight_bytes() / 1048576.0,
                m->bytes_per_token / 1048576.0, kv->bytes / 1048576.0, o.max_seqs, ctx);
   return std::make_unique<ModelGroup>(place, std::move(*m), std::move(*kv), o.threads);
 }
 
+// The shard of the target this rank holds, and the draft's (on the draft ranks, or on rank 0 with
+// a local drafter): one place, for loading and for asking what a host without the file needs.
+ShardSpec target_shard_spec(const Cluster& c, const std::vector<std::pair<int, int>>& stages) {
+  const Layout& l = c.opts.layout;
+  ShardSpec s;
+  s.tp_rank = c.role.tp_rank;
+  s.tp_size = l.tp;
+  s.layer_begin = stages[c.role.stage].first;
+  s.layer_end = stages[c.role.stage].second;
+  s.has_embedding = c.role.stage == 0;
+  s.has_head = c.role.stage == l.pp - 1;
+  return s;
+}
+
+ShardSpec draft_shard_spec(const Cluster& c) {
+  ShardSpec s;
+  s.tp_rank = c.role.in_draft ? c.role.draft_rank : 0;
+  s.tp_size = c.role.in_draft ? c.opts.layout.draft_tp : 1;
+  if (c.draft_spec.kind == DraftSpec::Kind::Layers) s.layer_end = c.draft_spec.layers;
+  return s;
+}
+
+bool holds_draft(const Cluster& c) {
+  const bool model_draft = c.draft_spec.kind == DraftSpec::Kind::Model || c.draft_spec.kind == DraftSpec::Kind::Layers;
+  return model_draft && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()));
+}
+
+Result<std::vector<ByteRange>> target_file_needs(const Cluster& c, const ModelFile& f) {
+  std::vector<ByteRange> all;
+  if (c.role.in_target) {
+    auto stages = pipeline_stages(f.config.n_layers, c.opts.layout.pp, c.opts.layout.layer_split);
+    if (!stages) return make_error("{}: {}", c.opts.model, stages.error().message);
+    auto r = shard_file_ranges(f, target_shard_spec(c, *stages));
+    if (!r) return r.error();
+    all.insert(all.end(), r->begin(), r->end());
+  }
+  if (holds_draft(c) && c.draft_spec.kind == DraftSpec::Kind::Layers) {
+    auto r = shard_file_ranges(f, draft_shard_spec(c));
+    if (!r) return r.error();
+    all.insert(all.end(), r->begin(), r->end());
+  }
+  return merge_ranges(std::move(all));
+}
+
+Result<ModelFile> open_local(const LocalModel& lm, const char* flag, const std::string& tokenizer = "") {
+  std::error_code ec;
+  if (!std::filesystem::exists(lm.path, ec))  // nor could rank 0 send it: it lacks the file too
+    return make_error("{}: the file does not exist: {}", flag, lm.path);
+  auto f = open_model(lm.path, tokenizer);
+  if (lm.temporary) {  // mapped now: the name can go
+    std::filesystem::remove(lm.path, ec);
+    std::filesystem::remove(lm.path + ".ranges", ec);
+  }
+  return f;
+}
+
+// Collective: every rank gets (or is sent) what it needs of the target and draft files, then opens
+// them. A failure here is local and agreed on by the caller, as any other load error.
 Status load_local(Cluster& c) {
   const ClusterOptions& o = c.opts;
   const Layout& l = o.layout;
-  auto tf = open_model(o.model, o.tokenizer);
+  auto lt = ensure_local_model(o.model, true, [&](const ModelFile& f) { return target_file_needs(c, f); },
+                               o.model_cache, "model");
+  const bool wants_draft_file = c.draft_spec.kind == DraftSpec::Kind::Model && holds_draft(c);
+  Result<LocalModel> ld = LocalModel{c.draft_spec.path};
+  if (c.draft_spec.kind == DraftSpec::Kind::Model)
+    ld = ensure_local_model(c.draft_spec.path, wants_draft_file,
+                            [&](const ModelFile& f) { return shard_file_ranges(f, draft_shard_spec(c)); }, o.model_cache,
+                            "draft");
+  if (!lt) return lt.error();
+  if (!ld) return ld.error();
+  auto tf = open_local(*lt, "--model", o.tokenizer);
   if (!tf) return tf.error();
+  tf->path = o.model;  // messages and ModelInfo name the file as given, wherever its bytes came from
   c.target_file = std::move(*tf);
   c.ctx = o.ctx > 0 ? o.ctx : c.target_file.config.ctx_len;
   if (c.ctx <= 0) return make_error("{}: the model has no context length; pass --ctx-size", o.model);
@@ -78,9 +149,10 @@ Status load_local(Cluster& c) {
   if (!stages) return make_error("{}: {}", o.model, stages.error().message);
 
   std::optional<ModelFile> draft_file;
-  if (c.draft_spec.kind == DraftSpec::Kind::Model && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()))) {
-    auto df = open_model(c.draft_spec.path);
+  if (wants_draft_file) {
+    auto df = open_local(*ld, "--draft");
     if (!df) return df.error();
+    df->path = c.draft_spec.path;
     TANDEM_TRY(check_same_vocab(c.target_file, *df));
     draft_file = std::move(*df);
   }
@@ -88,26 +160,15 @@ Status load_local(Cluster& c) {
     return make_error("--draft layers:{} must use fewer layers than the target's {}", c.draft_spec.layers, n_layers);
 
   if (c.role.in_target) {
-    ShardSpec s;
-    s.tp_rank = c.role.tp_rank;
-    s.tp_size = l.tp;
-    s.layer_begin = (*stages)[c.role.stage].first;
-    s.layer_end = (*stages)[c.role.stage].second;
-    s.has_embedding = c.role.stage == 0;
-    s.has_head = c.role.stage == l.pp - 1;
+    const ShardSpec s = target_shard_spec(c, *stages);
     GroupPlace p{c.comms.target, c.comms.tp, l.tp, l.pp, c.role.stage, c.role.tp_rank};
     auto g = load_group("target", c.target_file, s, p, o, c.ctx);
     if (!g) return g.error();
     c.target = std::move(*g);
   }
-  const bool model_draft = c.draft_spec.kind == DraftSpec::Kind::Model || c.draft_spec.kind == DraftSpec::Kind::Layers;
-  const bool holds_draft = model_draft && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()));
-  if (holds_draft) {
+  if (holds_draft(c)) {
     const ModelFile& f = draft_file ? *draft_file : c.target_file;
-    ShardSpec s;
-    s.tp_rank = c.role.in_draft ? c.role.draft_rank : 0;
-    s.tp_size = c.role.in_draft ? l.draft_tp : 1;
-    if (c.draft_spec.kind == DraftSpec::Kind::Layers) s.layer_end = c.draft_spec.layers;
+    const ShardSpec s = draft_shard_spec(c);
     GroupPlace p = c.role.in_draft ? GroupPlace{c.comms.draft, c.comms.tp, l.draft_tp, 1, 0, c.role.draft_rank}
                                    : GroupPlace{MPI_COMM_SELF, MPI_COMM_SELF, 1, 1, 0, 0};
     auto g = load_group("draft", f, s, p, o, c.ctx);

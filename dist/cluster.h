@@ -31,6 +31,7 @@ struct ClusterOptions {
   int max_seqs = 1;
   int ctx = 0;  // 0: the model's training context
   WeightType kv_type = WeightType::F16;
+  std::string model_cache;  // where a host without the model keeps the shard it was sent ("" = nowhere)
 };
 
 struct Cluster {

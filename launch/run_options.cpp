@@ -7,7 +7,11 @@
 namespace tandem::cli {
 
 void add_run_options(CLI::App& c, RunOptions& o, bool server) {
-  c.add_option("--model,-m", o.model, "Target model (GGUF, or llama2.c checkpoint)")->required()->check(CLI::ExistingFile);
+  // Not checked for existence here: a rank on a host without the file is sent its shard by rank 0.
+  c.add_option("--model,-m", o.model, "Target model (GGUF, or llama2.c checkpoint)")->required();
+  c.add_option("--model-cache", o.model_cache,
+               "On hosts without the model (or draft) file: keep the shard rank 0 sends in this directory, and reuse "
+               "it next time once its bytes are checked against rank 0's (default: a temporary copy)");
   c.add_option("--tokenizer", o.tokenizer, "tokenizer.bin for a llama2.c checkpoint (default: beside it)");
   c.add_option("--threads,-t", o.threads, "Compute threads per rank")->check(CLI::Range(1, 256));
   c.add_option("--tp", o.tp, "Tensor-parallel ranks of the target (any divisor of the head count)")->check(CLI::Range(1, 1024));
@@ -53,6 +57,7 @@ Result<ClusterOptions> RunOptions::cluster() const {
   if (!ls) return ls.error();
   c.layout.layer_split = *ls;
   c.model = model;
+  c.model_cache = model_cache;
   c.tokenizer = tokenizer;
   c.draft = draft;
   c.threads = threads;

@@ -1,5 +1,6 @@
 #include "shard/model/shard_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -43,8 +44,16 @@ std::vector<float> rope_inverse_frequencies(const ModelConfig& c, const std::vec
   return f;
 }
 
-Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
+namespace {
+
+// One walk over the shard for both uses: loading packs the weights; with `record` set it only
+// notes which bytes of the file the loading (and run-time lookups) touch.
+Result<ShardModel> walk_shard(const ModelFile& f, const ShardSpec& spec, std::vector<ByteRange>* record) {
   const ModelConfig& c = f.config;
+  const uint8_t* base = f.map ? f.map->data : nullptr;
+  auto note = [&](const uint8_t* p, uint64_t n) {
+    if (record && n) record->push_back({static_cast<uint64_t>(p - base), n});
+  };
   ShardModel m;
   m.config = c;
   m.spec = spec;
@@ -66,15 +75,24 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
   // Column-parallel: this rank's output rows. Row-parallel: this rank's input columns of every row.
   auto rows = [&](const TensorRef* t, int64_t row0, int64_t n) {
     m.bytes_loaded += static_cast<uint64_t>(n) * t->row_bytes();
+    if (record) {
+      note(t->row(row0), static_cast<uint64_t>(n) * t->row_bytes());
+      return PackedMatrix{};
+    }
     return pack_matrix(t->type, n, t->cols(), t->row(row0), t->row_bytes());
   };
   auto cols = [&](const TensorRef* t, int64_t col0, int64_t n) {
     const size_t off = row_bytes(t->type, col0);
     m.bytes_loaded += static_cast<uint64_t>(t->rows()) * row_bytes(t->type, n);
+    if (record) {
+      for (int64_t r0 = 0; r0 < t->rows(); ++r0) note(t->row(r0) + off, row_bytes(t->type, n));
+      return PackedMatrix{};
+    }
     return pack_matrix(t->type, t->rows(), n, t->data + off, t->row_bytes());
   };
   auto norm = [&](const TensorRef* t) {
     m.bytes_loaded += t->nbytes;
+    note(t->data, t->nbytes);
     return read_norm(*t);
   };
   // Elements [begin, begin + n) of a vector (a bias of this rank's rows). Float vectors are read
@@ -84,6 +102,7 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     std::vector<float> v(n);
     if (begin % block == 0 && n % block == 0) {
       m.bytes_loaded += row_bytes(t->type, n);
+      note(t->data + row_bytes(t->type, begin), row_bytes(t->type, n));
       dequantize_row(t->type, t->data + row_bytes(t->type, begin), v.data(), n);
     } else {
       const std::vector<float> all = norm(t);
@@ -155,6 +174,7 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     auto e = f.require(kTokenEmbd, c.dim, c.n_vocab);
     if (!e) return e.error();
     m.token_embd = **e;  // rows are read (and counted) on lookup
+    note((*e)->data, (*e)->nbytes);
   }
   if (spec.has_head) {
     auto on = f.require(kOutputNorm, c.dim, 1);
@@ -166,10 +186,37 @@ Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) {
     m.bytes_per_token += m.output.bytes;
   }
   std::vector<float> factors;
-  if (const TensorRef* rf = f.find(kRopeFreqs)) factors = read_norm(*rf);
+  if (const TensorRef* rf = f.find(kRopeFreqs)) {
+    note(rf->data, rf->nbytes);
+    factors = read_norm(*rf);
+  }
   m.rope_inv_freq = rope_inverse_frequencies(c, factors);
   m.rope_style = arch_of(c).rope;
   return m;
+}
+
+}  // namespace
+
+Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec) { return walk_shard(f, spec, nullptr); }
+
+std::vector<ByteRange> merge_ranges(std::vector<ByteRange> r) {
+  std::sort(r.begin(), r.end(), [](const ByteRange& a, const ByteRange& b) { return a.offset < b.offset; });
+  std::vector<ByteRange> out;
+  for (const auto& x : r) {
+    if (x.length == 0) continue;
+    if (!out.empty() && x.offset <= out.back().offset + out.back().length)
+      out.back().length = std::max(out.back().length, x.offset + x.length - out.back().offset);
+    else
+      out.push_back(x);
+  }
+  return out;
+}
+
+Result<std::vector<ByteRange>> shard_file_ranges(const ModelFile& f, const ShardSpec& spec) {
+  std::vector<ByteRange> r;
+  auto m = walk_shard(f, spec, &r);
+  if (!m) return m.error();
+  return merge_ranges(std::move(r));
 }
 
 }  // namespace tandem

@@ -41,6 +41,15 @@ struct ShardModel {
 // layer-skip self-drafter.
 Result<ShardModel> load_shard(const ModelFile& f, const ShardSpec& spec);
 
+// The bytes of the file a rank with `spec` reads, at load and at run time (its matrices' rows or
+// columns, norms, biases, the whole token embedding when it embeds): sorted, merged ranges of file
+// offsets. What a host without the file must be sent (dist/shard_stream.h).
+struct ByteRange {
+  uint64_t offset = 0, length = 0;
+};
+Result<std::vector<ByteRange>> shard_file_ranges(const ModelFile& f, const ShardSpec& spec);
+std::vector<ByteRange> merge_ranges(std::vector<ByteRange> r);
+
 // RoPE inverse frequencies for a config (linear / llama3 scaling; `freq_factors` from a
 // `rope_freqs.weight` tensor when the file has one).
 std::vector<float> rope_inverse_frequencies(const ModelConfig& c, const std::vector<float>& freq_factors = {});

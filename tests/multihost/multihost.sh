@@ -6,8 +6,9 @@
 # - tp2, pp2, PEARL (draft on its own host) on 2 hosts and tp2×pp2 on 4 hosts give exactly the
 #   single-rank greedy tokens; `serve` across 2 hosts answers `tandem client generate` with them
 #   and names every rank's host;
-# - a host without the model file: the job fails at once with a message naming the file (shards
-#   are not streamed yet);
+# - the model (and draft) file on host 0 only: tp2, pp2 and PEARL give the same tokens, rank 1
+#   receives exactly its shard (pp2: bytes received = bytes loaded), --model-cache reuses it next
+#   time, a corrupt cached shard is detected and fetched again;
 # - kill -9 of a rank on a remote host mid-generation ends the job within 5 s naming the rank, and
 #   no process is left in any namespace;
 # - 20 consecutive launches of a short generation all succeed.
@@ -87,7 +88,7 @@ if [[ -z "$victim" ]]; then
   fail "kill: no tandem rank found on host 1"
 else
   t0=$(date +%s.%N)
-  kill -9 "$victim"
+  kill -9 "$victim" 2>/dev/null
   for _ in $(seq 100); do kill -0 "$job" 2>/dev/null || break; sleep 0.05; done
   t1=$(date +%s.%N)
   if kill -0 "$job" 2>/dev/null; then fail "kill: the job still runs 5 s after rank 1 died"; kill -9 "$job"
@@ -102,17 +103,40 @@ else
   ((left == 0)) && echo "ok   no process left in the namespaces" || fail "kill: $left processes left in the namespaces"
 fi
 
-# A host without the model file: host 1 sees an empty private copy of the model's directory.
-mkdir -p "$WORK/models"; cp "$MODEL" "$WORK/models/m.gguf"
+# A host without the model file (host 1 sees an empty private copy of the models' directory): rank
+# 0 streams each rank exactly the bytes its shard reads; the tokens are the single rank's.
+mkdir -p "$WORK/models"; cp "$MODEL" "$WORK/models/m.gguf"; cp "$DRAFT" "$WORK/models/d.gguf"
 $HOSTS create 2 --private "$WORK/models" >/dev/null 2>&1 || fail "tandem-hosts create --private"
-t0=$(date +%s)
-if timeout 60 $HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile generate -m "$WORK/models/m.gguf" --tp 2 \
+NOFILE=(generate -m "$WORK/models/m.gguf" --prompt "$PROMPT" -n 40 --kv-type f32)
+streamed() {  # NAME: rank 1 logged that it received its shard
+  grep -q "rank 1 on tmh-h1.*not on this host; received" "$WORK/$1.err" || fail "$1: rank 1 logged no received shard"
+}
+across nofile_tp2 "${NOFILE[@]}" --tp 2; streamed nofile_tp2
+across nofile_pp2 "${NOFILE[@]}" --pp 2; streamed nofile_pp2
+# The last stage reads no embedding at run time: the bytes it received are exactly the bytes it loaded.
+got=$(grep -o "rank 1 on tmh-h1.*+ [0-9]* shard bytes" "$WORK/nofile_pp2.err" | grep -o "[0-9]* shard bytes" | cut -d' ' -f1)
+loaded=$(grep -o "rank 1 on tmh-h1.*shard loaded: [0-9.]* MiB ([0-9]* bytes)" "$WORK/nofile_pp2.err" | grep -o "([0-9]* bytes)" | tr -dc 0-9)
+[[ -n "$got" && "$got" == "$loaded" ]] && echo "ok   pp2 without the file: rank 1 received exactly its shard ($got bytes)" \
+  || fail "pp2 without the file: rank 1 received '$got' shard bytes but loaded '$loaded'"
+across nofile_pearl "${NOFILE[@]}" --draft "$WORK/models/d.gguf" --speculation pearl --model-cache "$WORK/cache"
+grep -q "draft .*d.gguf: not on this host; received" "$WORK/nofile_pearl.err" && echo "ok   the draft rank was sent the draft model" \
+  || fail "pearl without the files: the draft was not streamed"
+across nofile_cached "${NOFILE[@]}" --draft "$WORK/models/d.gguf" --speculation pearl --model-cache "$WORK/cache"
+grep -q "draft .*using the cached shard" "$WORK/nofile_cached.err" && ! grep -q "received" "$WORK/nofile_cached.err" \
+  && echo "ok   --model-cache: the second start reads its shard locally" || fail "--model-cache: the second start did not reuse the cache"
+# A corrupt cached shard is detected (SHA-256 against rank 0's bytes) and fetched again.
+cached=$(ls "$WORK"/cache/d-*.gguf | head -n 1)
+printf 'CORRUPT!' | dd of="$cached" bs=1 seek=200000 conv=notrunc status=none
+across nofile_corrupt "${NOFILE[@]}" --draft "$WORK/models/d.gguf" --speculation pearl --model-cache "$WORK/cache"
+grep -q "differs from rank 0's file; fetching it again" "$WORK/nofile_corrupt.err" && grep -q "draft .*received" "$WORK/nofile_corrupt.err" \
+  && echo "ok   a corrupt cached shard is detected and fetched again" || fail "corrupt cache: not detected"
+# Neither host has a file: one clear error.
+if timeout 60 $HOSTS run -- "$B/tandem-mpirun" --hostfile /run/tandem-hosts/tmh/hostfile generate -m "$WORK/models/none.gguf" --tp 2 \
     --prompt "$PROMPT" -n 4 >/dev/null 2>"$WORK/nofile.err"; then
-  fail "no file on host 1: the job succeeded (shards are not streamed: it should fail)"
+  fail "no file anywhere: the job succeeded"
 else
-  msg=$(grep -v "^tandem-mpirun:" "$WORK/nofile.err" | grep -m1 "m.gguf")
-  [[ -n "$msg" ]] && echo "ok   a host without the model file: clear error in $(( $(date +%s) - t0 )) s: ${msg:0:140}" \
-    || fail "no file on host 1: the error does not name the file: $(tail -n 3 "$WORK/nofile.err")"
+  grep -q "the file does not exist: .*none.gguf" "$WORK/nofile.err" && echo "ok   no file on any host: a clear error" \
+    || fail "no file anywhere: unclear error: $(tail -n 3 "$WORK/nofile.err")"
 fi
 
 # 4 hosts: tp2 × pp2.
