@@ -32,7 +32,7 @@ stream=""
 for link in $LINKS; do
   if [[ $link == unshaped ]]; then $H create 2 --private "$dir" >/dev/null 2>&1; else $H create 2 --link-gbit "$link" --private "$dir" >/dev/null 2>&1; fi
   line=$($H run -- $B/tandem-mpirun --hostfile /run/tandem-hosts/tbh/hostfile generate -m "$dir/m.gguf" --tp 2 --prompt x -n 2 2>&1 \
-         | grep "rank 1 .*received" | sed 's/.*received \([0-9.]*\) MiB from rank 0 in \([0-9.]*\) s.*/\1 \2/')
+         | grep "rank 1 .*not on this host; received" | sed 's/.*received \([0-9.]*\) MiB from rank 0 in \([0-9.]*\) s.*/\1 \2/')
   stream+="$link $line"$'\n'
 done
 rm -rf "$dir"
