@@ -40,7 +40,8 @@ across() {  # NAME HOSTS-NEEDED tandem-mpirun-args… : runs across the current 
   grep -q "on tmh-h1" "$WORK/$name.err" || fail "$name: no rank logged host tmh-h1"
 }
 
-$HOSTS create 2 >/dev/null 2>"$WORK/create2.err" || { echo "FAIL tandem-hosts create 2"; cat "$WORK/create2.err"; exit 1; }
+# The first cluster doubles as the probe of what this machine allows (bridges, veth pairs).
+$HOSTS create 2 >/dev/null 2>"$WORK/create2.err" || { echo "SKIP: emulated hosts cannot be made here: $(tail -n 2 "$WORK/create2.err")"; exit 77; }
 across tp2 "${GEN[@]}" --tp 2
 across pp2 "${GEN[@]}" --pp 2
 across pearl "${GEN[@]}" --draft "$DRAFT" --speculation pearl   # draft-tp 1 inferred: the draft on host 1
