@@ -321,6 +321,7 @@ int run_project(const ProjectOpts& o) {
           c.intra = Link{1e-6, 50e9};
           c.inter = net.link;
           c.compute = compute;
+          for (const auto& [tn, g] : p->gemv_GBps) c.kernel_efficiency[tn] = std::min(1.0, g / here);
           for (Mode md : {Mode::AR, Mode::SD, Mode::PEARL}) {
             Query q;
             q.mode = md, q.acceptance = o.acceptance, q.draft_fraction = o.draft_fraction, q.context = o.ctx;

@@ -81,12 +81,16 @@ Profile measure_profile(const CalibrateOptions& o) {
 }
 
 Link fit_link(const std::vector<std::pair<double, double>>& s) {
-  // Ordinary least squares of seconds on bytes: intercept = latency, 1/slope = bandwidth.
-  double n = static_cast<double>(s.size()), sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (auto [x, y] : s) sx += x, sy += y, sxx += x * x, sxy += x * y;
-  const double den = n * sxx - sx * sx;
-  const double slope = den != 0 ? (n * sxy - sx * sy) / den : 0;
-  const double icept = n > 0 ? (sy - slope * sx) / n : 0;
+  // Least squares on relative error (weights 1/t²): unweighted, the megabyte messages would fix
+  // the intercept and the latency that decode's small messages pay would come out near zero.
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (auto [x, y] : s) {
+    const double w = y > 0 ? 1.0 / (y * y) : 0.0;
+    sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+  }
+  const double den = sw * sxx - sx * sx;
+  const double slope = den != 0 ? (sw * sxy - sx * sy) / den : 0;
+  const double icept = sw > 0 ? (sy - slope * sx) / sw : 0;
   Link l;
   l.latency_s = std::max(0.0, icept);
   l.bandwidth_Bps = slope > 0 ? 1.0 / slope : 1e12;
@@ -150,6 +154,8 @@ ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string&
   c.rank_memory_GiB = p.memory_GiB > 0 ? p.memory_GiB / c.ranks_per_node : 16;
   c.intra = c.inter = p.intra;
   c.compute = p.compute;
+  for (const auto& [t, g] : p.gemv_GBps)
+    if (g > 0) c.kernel_efficiency[t] = std::min(1.0, g / c.rank_read_GBps);
   c.source = fmt::format("{} ({}, {})", source, p.machine.value("cpu", "?"), p.machine.value("date", "?"));
   return c;
 }

@@ -102,6 +102,11 @@ namespace {
 
 constexpr double kGiB = 1073741824.0;
 
+double efficiency(const ClusterSpec& c, WeightType t) {
+  const auto e = c.kernel_efficiency.find(std::string(name(t)));
+  return e == c.kernel_efficiency.end() ? 1.0 : e->second;
+}
+
 int node_of(const ClusterSpec& c, int world_rank) { return world_rank / std::max(1, c.ranks_per_node); }
 
 // Read bandwidth (bytes/s) of one rank while `active` ranks of its node stream at the same time.
@@ -177,7 +182,8 @@ double stage_step(const Ctx& x, int s, double rows, double seqs, double ctx, int
   const int layers = x.stages[s].second - x.stages[s].first;
   const bool last = s + 1 == static_cast<int>(x.stages.size());
   const double bw = shared_bw(x.c, active);
-  const double weights = (layers * x.slice.layer_bytes + (last ? x.slice.head_bytes : 0)) / bw *
+  const double wbw = bw * efficiency(x.c, x.m.type);
+  const double weights = (layers * x.slice.layer_bytes + (last ? x.slice.head_bytes : 0)) / wbw *
                          compute_factor(x.c, x.m.type, rows);
   const double attention = seqs * layers * ctx * x.slice.kv_per_pos_layer / bw;
   const Link& l = link_between(x.c, stage_ranks(x.q.layout, s));
@@ -284,11 +290,11 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
     const double draft_bytes = q.draft_fraction * (m.n_layers * m.layer_weight_bytes() + m.head_bytes());
     double draft_tok = 0;
     if (q.mode == Mode::SD) {
-      draft_tok = draft_bytes / shared_bw(c, max_per_node(c, stage_ranks(l, 0)));
+      draft_tok = draft_bytes / (efficiency(c, m.type) * shared_bw(c, max_per_node(c, stage_ranks(l, 0))));
     } else {
       std::vector<int> all = stage_ranks(l, 0);
       for (int r : draft_ranks(l)) all.push_back(r);
-      draft_tok = draft_bytes / l.draft_tp / shared_bw(c, max_per_node(c, all));
+      draft_tok = draft_bytes / l.draft_tp / (efficiency(c, m.type) * shared_bw(c, max_per_node(c, all)));
     }
     if (q.draft_fraction > 0) draft_tok += c.step_overhead_s;
     double best = -1;

@@ -52,6 +52,8 @@ struct ClusterSpec {
   Link intra, inter;            // within a node, between nodes
   // T(rows)/T(1) per weight type name ("q4_k"), at increasing row counts; 1 at rows = 1.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
+  // Per weight type, the share of the read bandwidth a GEMV streams at (calibrated; default 1).
+  std::map<std::string, double> kernel_efficiency;
   double step_overhead_s = 0;   // per engine step (sampling, scheduling)
   std::string source;           // where the constants came from (profile file, machine, date)
 

@@ -54,6 +54,7 @@ TEST(Calibration, ProfileJsonRoundTripsAndMakesThisMachine) {
   EXPECT_NEAR(compute_factor(c, WeightType::Q8_0, 2), 1.0 + 0.5 * 0.3, 1e-12);  // halfway in log2 rows
   EXPECT_NEAR(compute_factor(c, WeightType::Q8_0, 32), 3.0 + 16 * (1.7 / 12), 1e-12);  // last slope beyond
   EXPECT_DOUBLE_EQ(compute_factor(c, WeightType::Q4_K, 8), 1.0);  // unprofiled type: bandwidth-bound
+  EXPECT_DOUBLE_EQ(c.kernel_efficiency.at("q8_0"), 22.0 / 25.0);  // the GEMV's share of the read bandwidth
 
   auto bad = profile_from_json(nlohmann::json{{"machine", {}}}, "p.json");
   ASSERT_FALSE(bad.ok());

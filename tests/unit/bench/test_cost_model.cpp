@@ -44,6 +44,11 @@ TEST(CostModel, BandwidthBoundDecodeIsBytesOverBandwidth) {
   EXPECT_EQ(p->step.allreduce, 0.0);
   EXPECT_EQ(p->step.p2p, 0.0);
 
+  // A kernel streaming at 80% of the read bandwidth takes 1/0.8 of the time.
+  ClusterSpec slow = c;
+  slow.kernel_efficiency["f16"] = 0.8;
+  EXPECT_NEAR(predict(m, slow, q)->step.weights, bytes / 8e9, 1e-15);
+
   // Context adds the KV cache reads: 4 layers × 100 positions × K+V × 256 × 2 bytes.
   q.context = 100;
   auto p2 = predict(m, c, q);
