@@ -116,6 +116,7 @@ struct PlanOpts {
   std::string model, shape, cluster, profile, speculation = "off", type, json;
   int world = 0, ctx = 512, batch = 8, prompt = 512, max_seqs = 8;
   double acceptance = 0.8, draft_fraction = 0.1;
+  int draft_layers = 22;
 };
 
 Result<ModelShape> shape_of(const PlanOpts& o) {
@@ -238,7 +239,7 @@ int run_plan(const PlanOpts& o) {
   }
   Query base;
   base.acceptance = o.acceptance, base.draft_fraction = o.draft_fraction, base.context = o.ctx;
-  base.batch = o.batch, base.prompt = o.prompt, base.max_seqs = o.max_seqs;
+  base.batch = o.batch, base.prompt = o.prompt, base.max_seqs = o.max_seqs, base.draft_layers = o.draft_layers;
   std::vector<Ranked> all;
   std::vector<std::pair<std::string, std::string>> refused;
   for (Mode md : modes_of(o.speculation)) {
@@ -325,7 +326,16 @@ int run_project(const ProjectOpts& o) {
           for (Mode md : {Mode::AR, Mode::SD, Mode::PEARL}) {
             Query q;
             q.mode = md, q.acceptance = o.acceptance, q.draft_fraction = o.draft_fraction, q.context = o.ctx;
-            auto v = plan_layouts(*m, c, q, nodes);
+            // The best layout on up to `nodes` nodes (a layout need not use every node: PEARL's
+            // draft group and the head-count divisors leave some idle).
+            std::vector<Ranked> v;
+            for (int w = 1; w <= nodes; ++w) {
+              auto vw = plan_layouts(*m, c, q, w);
+              v.insert(v.end(), vw.begin(), vw.end());
+            }
+            std::stable_sort(v.begin(), v.end(), [](const Ranked& a, const Ranked& b) {
+              return a.pred.decode_tok_s > b.pred.decode_tok_s;
+            });
             Json r{{"model", shape}, {"weight_type", std::string(name(t))}, {"net", net.name}, {"nodes", nodes},
                    {"mode", mode_name(md)}};
             if (v.empty()) {
@@ -333,6 +343,7 @@ int run_project(const ProjectOpts& o) {
             } else {
               r["feasible"] = true;
               r["layout"] = v[0].query.layout.describe();
+              r["nodes_used"] = v[0].query.layout.world_size();
               r["decode_tok_s"] = v[0].pred.decode_tok_s;
               r["throughput_tok_s"] = v[0].pred.throughput_tok_s;
               r["draft_len"] = v[0].pred.step.gamma;
@@ -414,6 +425,7 @@ void add_plan_command(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--acceptance", o->acceptance, "Draft acceptance rate α")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   c->add_option("--draft-fraction", o->draft_fraction, "Draft weight bytes / target weight bytes")->capture_default_str();
+  c->add_option("--draft-layers", o->draft_layers, "Draft depth (its TP allreduces)")->capture_default_str();
   c->add_option("--ctx", o->ctx, "Cached positions during decode")->capture_default_str();
   c->add_option("--batch", o->batch, "Concurrent sequences for the throughput column")->capture_default_str();
   c->add_option("--prompt", o->prompt, "Prompt tokens for TTFT")->capture_default_str();

@@ -295,6 +295,7 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
       std::vector<int> all = stage_ranks(l, 0);
       for (int r : draft_ranks(l)) all.push_back(r);
       draft_tok = draft_bytes / l.draft_tp / (efficiency(c, m.type) * shared_bw(c, max_per_node(c, all)));
+      draft_tok += 2.0 * q.draft_layers * allreduce_s(link_between(c, draft_ranks(l)), l.draft_tp, m.dim * 4.0);
     }
     if (q.draft_fraction > 0) draft_tok += c.step_overhead_s;
     double best = -1;
@@ -354,20 +355,24 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
 std::vector<Ranked> plan_layouts(const ModelShape& m, const ClusterSpec& c, const Query& base, int world,
                                  std::vector<std::pair<std::string, std::string>>* refused) {
   std::vector<Ranked> out;
-  const int draft = base.mode == Mode::PEARL ? 1 : 0;
-  for (int tp = 1; tp <= world; ++tp) {
-    for (int pp = 1; tp * pp + draft <= world; ++pp) {
-      Query q = base;
-      q.layout = Layout{tp, pp, {}, draft};
-      if (q.layout.world_size() != world) continue;  // the job uses every rank it is given
-      auto r = predict(m, c, q);
-      if (!r) {
-        if (refused) refused->emplace_back(q.layout.describe(), r.error().message);
-        continue;
-      }
-      out.push_back({q, *r});
-    }
+  std::vector<int> drafts{0};
+  if (base.mode == Mode::PEARL) {
+    drafts.clear();
+    for (int d = 1; d < world; d *= 2) drafts.push_back(d);
   }
+  for (int draft : drafts)
+    for (int tp = 1; tp + draft <= world; ++tp)
+      for (int pp = 1; tp * pp + draft <= world; ++pp) {
+        Query q = base;
+        q.layout = Layout{tp, pp, {}, draft};
+        if (q.layout.world_size() != world) continue;  // the job uses every rank it is given
+        auto r = predict(m, c, q);
+        if (!r) {
+          if (refused) refused->emplace_back(q.layout.describe(), r.error().message);
+          continue;
+        }
+        out.push_back({q, *r});
+      }
   std::stable_sort(out.begin(), out.end(),
                    [](const Ranked& a, const Ranked& b) { return a.pred.decode_tok_s > b.pred.decode_tok_s; });
   return out;

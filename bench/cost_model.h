@@ -73,6 +73,7 @@ struct Query {
   int gamma = 0;              // draft length; 0 = the best for the model (adaptive draft length)
   int gamma_max = 16;
   double draft_fraction = 0.1;  // draft weight bytes / target weight bytes
+  int draft_layers = 22;        // draft depth: its TP group allreduces twice per layer (of dim floats)
   int context = 512;          // positions in the KV cache during decode
   int batch = 8;              // B for the throughput figure
   int prompt = 512;           // P for TTFT
@@ -113,7 +114,7 @@ struct Ranked {
   Query query;
   Prediction pred;
 };
-// Every feasible layout for `world` ranks in `mode` (PEARL: at least one draft rank), best decode
+// Every feasible layout for `world` ranks in `mode` (PEARL: 1, 2, 4, ... draft ranks), best decode
 // first; the refused ones with their reasons in `refused` when given.
 std::vector<Ranked> plan_layouts(const ModelShape& m, const ClusterSpec& c, const Query& base, int world,
                                  std::vector<std::pair<std::string, std::string>>* refused = nullptr);
