@@ -56,20 +56,19 @@ Profile measure_profile(const CalibrateOptions& o) {
     std::mt19937 rng(3);
     std::normal_distribution<float> d(0.f, 1.f);
     for (auto& v : x) v = d(rng);
-    std::vector<std::pair<int, double>> prof;
-    double t1 = 0;
-    for (int rows : o.rows) {
-      std::vector<double> per;
-      for (const auto& c : copies) matmul(c, x.data(), rows, y.data(), kOut, pool);  // warm-up pass
-      for (int rep = 0; rep < o.reps; ++rep) {
+    // Rounds over all row counts, medians per row count: the machine's drift hits every row
+    // count alike instead of skewing the ratio T(rows)/T(1).
+    for (const auto& c : copies) matmul(c, x.data(), 1, y.data(), kOut, pool);  // warm-up pass
+    std::map<int, std::vector<double>> per;
+    for (int rep = 0; rep < o.reps; ++rep)
+      for (int rows : o.rows) {
         const double a = now_s();
         for (const auto& c : copies) matmul(c, x.data(), rows, y.data(), kOut, pool);
-        per.push_back((now_s() - a) / copies.size());
+        per[rows].push_back((now_s() - a) / copies.size());
       }
-      const double m = median(per);
-      if (rows == 1) t1 = m;
-      prof.emplace_back(rows, t1 > 0 ? m / t1 : 1.0);
-    }
+    const double t1 = median(per[o.rows.front()]);
+    std::vector<std::pair<int, double>> prof;
+    for (int rows : o.rows) prof.emplace_back(rows, t1 > 0 ? median(per[rows]) / t1 : 1.0);
     const std::string tn(name(t));
     p.compute[tn] = prof;
     p.gemv_GBps[tn] = t1 > 0 ? copies[0].bytes / t1 / 1e9 : 0;

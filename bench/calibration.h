@@ -30,7 +30,7 @@ struct Profile {
 
 struct CalibrateOptions {
   std::vector<WeightType> types{WeightType::Q4_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::F16};
-  std::vector<int> rows{1, 2, 4, 8, 16};
+  std::vector<int> rows{1, 2, 4, 8, 16, 32, 64};  // starts at 1 (the ratios' base)
   int threads = 1;       // per rank, as the engine's benchmarks run
   int reps = 5;          // medians of this many passes over the copies
   size_t stream_MiB = 96;  // copies of each matrix: 3 × the 32 MiB L3
