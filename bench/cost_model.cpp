@@ -306,13 +306,18 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
       const double drafting = g * draft_tok;
       const double E = expected_tokens(q.acceptance, g);
       // SD: draft then verify, in turn. PEARL (pre-/post-verify): the draft of the next block runs
-      // while the target verifies this one, so a round costs the longer of the two.
-      const double round = q.mode == Mode::SD ? drafting + verify : std::max(drafting, verify);
+      // while the target verifies this one, so a round costs the longer of the two — when every
+      // draft token is accepted (α^γ). A rejection discards what was drafted in parallel, and
+      // that round is paid in turn, as in SD.
+      const double all_accepted = std::pow(q.acceptance, g);
+      const double round = q.mode == Mode::SD ? drafting + verify
+                                              : all_accepted * std::max(drafting, verify) +
+                                                    (1 - all_accepted) * (drafting + verify);
       const double tok_s = E / round;
       if (tok_s > best) {
         best = tok_s;
         b.draft = drafting;
-        b.pearl_hidden = q.mode == Mode::PEARL ? std::min(drafting, verify) : 0;
+        b.pearl_hidden = q.mode == Mode::PEARL ? all_accepted * std::min(drafting, verify) : 0;
         b.tokens_per_block = E;
         b.gamma = g;
         p.step = b;

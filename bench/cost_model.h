@@ -85,7 +85,7 @@ struct Breakdown {  // seconds per target step of one sequence (AR: per token)
   double weights = 0, attention = 0, allreduce = 0, p2p = 0, overhead = 0;
   double bubble_fraction = 0;  // share of rank-time idle in single-sequence pipelining
   double draft = 0;            // draft time per block (SD: sequential; PEARL: overlapped)
-  double pearl_hidden = 0;     // draft time PEARL hides behind verification, per block
+  double pearl_hidden = 0;     // draft time PEARL hides behind verification, per block (expected)
   double tokens_per_block = 1; // expected accepted + bonus tokens
   int gamma = 0;
 };

@@ -147,6 +147,17 @@ TEST(CostModel, PearlWithFreeDraftIsTheClosedForm) {
   EXPECT_NEAR(compute_factor(c2, WeightType::F16, 5), f5, 1e-12);
   EXPECT_NEAR(p2->decode_tok_s / pa->decode_tok_s, (1 - std::pow(0.8, 5)) / 0.2 / f5, 1e-9);
 
+  // A costly draft: PEARL overlaps it only in rounds where all γ tokens are accepted (α^γ).
+  Query pc = q;
+  pc.draft_fraction = 0.2;
+  auto pp = predict(m, c, pc);
+  ASSERT_TRUE(pp.ok());
+  {
+    const double t = 1.0 / pa->decode_tok_s, d = 4 * 0.2 * t, a = std::pow(0.8, 4);
+    EXPECT_NEAR(pp->decode_tok_s, ((1 - std::pow(0.8, 5)) / 0.2) / (a * std::max(d, t) + (1 - a) * (d + t)), 1e-6);
+    EXPECT_NEAR(pp->step.pearl_hidden, a * std::min(d, t), 1e-12);
+  }
+
   // SD pays for the draft in turn: E / (γ·t_draft + t_verify) with t_draft = fraction × AR step.
   Query sd = q;
   sd.mode = Mode::SD;
