@@ -205,11 +205,11 @@ std::string why_best(const std::vector<Ranked>& v) {
                               mode_name(a.query.mode), a.pred.decode_tok_s, a.pred.decode_tok_s / b.pred.decode_tok_s,
                               b.query.layout.describe(), mode_name(b.query.mode));
   if (big && a.query.mode == b.query.mode)
-    s += fmt::format(": its {} costs {:.2f} ms per step against {:.2f} ms", big->what, big->a * 1e3, big->b * 1e3);
+    s += fmt::format(": its {}: {:.2f} ms per step against {:.2f} ms", big->what, big->a * 1e3, big->b * 1e3);
   else if (x.tokens_per_block != y.tokens_per_block)
     s += fmt::format(": {:.2f} tokens per target step against {:.2f}", x.tokens_per_block, y.tokens_per_block);
   else if (big)
-    s += fmt::format(": its {} costs {:.2f} ms per step against {:.2f} ms", big->what, big->a * 1e3, big->b * 1e3);
+    s += fmt::format(": its {}: {:.2f} ms per step against {:.2f} ms", big->what, big->a * 1e3, big->b * 1e3);
   if (a.query.mode != Mode::AR && a.query.mode == b.query.mode)
     s += fmt::format("; {:.2f} tokens per block at γ = {}", x.tokens_per_block, x.gamma);
   if (x.bubble_fraction > 0.01) s += fmt::format("; pipeline bubbles idle {:.0f}% of its rank-time", x.bubble_fraction * 100);

@@ -112,6 +112,26 @@ TEST(CostModel, TwoStagePipelineWithKnownStageTimes) {
   EXPECT_NEAR(p->throughput_tok_s, 2.0 / std::max(t0 + t1 + 2 * hop1, 2 * t1), 1e-6);
 }
 
+TEST(CostModel, TimeToFirstTokenCountsChunksThroughStages) {
+  const ModelShape m = small_shape();
+  ClusterSpec c = one_node(2, 10);
+  Query q;
+  q.prompt = 100;
+  const double bytes = 2.0 * (4 * (4.0 * 256 * 256 + 3.0 * 256 * 512) + 1000.0 * 256);
+  const double attn = 4 * 50.0 * 2 * 256 * 2;  // prompt attention reads half the prompt's positions on average
+  auto one = predict(m, c, q);  // one 100-row chunk, flat profile: one pass over the weights
+  ASSERT_TRUE(one.ok());
+  EXPECT_NEAR(one->ttft_s, (bytes + attn) / 10e9, 1e-12);
+  q.prefill_chunk = 25;  // four chunks in turn on one stage
+  EXPECT_NEAR(predict(m, c, q)->ttft_s, 4 * (bytes + attn) / 10e9, 1e-12);
+  // Two stages: the chunks pipeline, the first crosses both stages, the other three wait on the slower.
+  q.layout = Layout{1, 2, {}, 0};
+  const double layer = 2.0 * (4.0 * 256 * 256 + 3.0 * 256 * 512);
+  const double t0 = (2 * layer + attn / 2) / 10e9, t1 = (2 * layer + 2.0 * 1000 * 256 + attn / 2) / 10e9;
+  const double hop = 25 * 256 * 4 / 1e12;  // the hidden states of one chunk to stage 1
+  EXPECT_NEAR(predict(m, c, q)->ttft_s, t0 + t1 + 3 * std::max(t0, t1) + hop, 1e-12);
+}
+
 TEST(CostModel, ExpectedTokensClosedForm) {
   EXPECT_DOUBLE_EQ(expected_tokens(0.0, 4), 1.0);
   EXPECT_DOUBLE_EQ(expected_tokens(1.0, 4), 5.0);
