@@ -104,4 +104,25 @@ TEST(PlanCli, RefusesWhatCannotRun) {
   EXPECT_NE(r.out.find("--out"), std::string::npos);
 }
 
+TEST(PlanCli, LauncherLayoutAutoTakesThePlannersBest) {
+  // A profile of a 2-core machine whose second core adds bandwidth: TP over 2 ranks should win.
+  const std::string prof = base_name("auto") + "_profile.json";
+  std::ofstream(prof) << nlohmann::json{
+      {"machine", {{"cpu", "test"}, {"cores", 2}, {"memory_gib", 16.0}, {"date", "today"}}},
+      {"read_gbs", {{{"threads", 1}, {"gbs", 10.0}}, {{"threads", 2}, {"gbs", 20.0}}}},
+      {"compute", {{"f32", {{1, 1.0}, {16, 2.0}}}}},
+      {"intra", {{"latency_us", 1}, {"gbs", 10}}}}.dump();
+  const std::string launcher = std::string(TANDEM_BIN) + "-mpirun";
+  const std::string model = std::string(TANDEM_TESTDATA) + "/models/stories260K.gguf";
+  const std::string base = base_name("auto");
+  const std::string cmd = launcher + " --dry-run generate --model " + model + " --layout auto --world 2 --profile " +
+                          prof + " --prompt hi >" + base + ".out 2>" + base + ".err </dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(base + ".err");
+  const std::string err = slurp(base + ".err");
+  EXPECT_NE(err.find("--layout auto picked tp 2 × pp 1 for 2 ranks"), std::string::npos) << err;
+  EXPECT_NE(err.find("mpirun -n 2 "), std::string::npos) << err;
+  EXPECT_NE(err.find("--prompt hi --tp 2 --pp 1"), std::string::npos) << err;
+  EXPECT_EQ(err.find("--layout"), err.find("--layout auto picked"));  // not passed on to tandem
+}
+
 }  // namespace
