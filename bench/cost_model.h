@@ -84,7 +84,7 @@ struct Query {
 struct Breakdown {  // seconds per target step of one sequence (AR: per token)
   double weights = 0, attention = 0, allreduce = 0, p2p = 0, overhead = 0;
   double bubble_fraction = 0;  // share of rank-time idle in single-sequence pipelining
-  double draft = 0;            // draft time per block (SD: sequential; PEARL: overlapped)
+  double draft = 0;            // draft time per block (SD: in turn; PEARL: overlapped when all accepted)
   double pearl_hidden = 0;     // draft time PEARL hides behind verification, per block (expected)
   double tokens_per_block = 1; // expected accepted + bonus tokens
   int gamma = 0;
@@ -106,7 +106,9 @@ double pipeline_cycle(const std::vector<double>& stage_s, double hop_s, int micr
 // Expected tokens per speculative block: (1-α^(γ+1))/(1-α) (γ+1 when α = 1).
 double expected_tokens(double alpha, int gamma);
 
-// The launcher's checks (shard_ranges, pipeline_stages, check_world_size) plus memory per rank.
+// The launcher's own checks (shard_ranges, pipeline_stages: same messages), the cluster's rank
+// count, draft ranks only for PEARL, and memory per rank. (plan_layouts lists only layouts of the
+// job's world size, which check_world_size then accepts.)
 Status check_feasible(const ModelShape& m, const ClusterSpec& c, const Query& q);
 Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Query& q);
 
