@@ -4,4 +4,6 @@
 
 namespace tandem::bench {
 void add_bench_commands(CLI::App& app);
+// `tandem plan`: layouts ranked by the cost model (bench/cost_model.h).
+void add_plan_command(CLI::App& app);
 }

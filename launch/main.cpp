@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_serve_command(app);
   tandem::cli::add_client_commands(app);
   tandem::bench::add_bench_commands(app);
+  tandem::bench::add_plan_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,0 +1,58 @@
+// Calibration: the constants the cost model needs, measured on this machine and kept as JSON
+// (profile.json), so `tandem plan` predicts from figures this machine produced.
+//
+// Measured here: the read bandwidth per thread count, and per weight type the step time T(rows)
+// of one representative matrix (2048 × 5632, TinyLlama's FFN, rotated over copies larger than
+// the L3 so weights come from DRAM as in decode). The links between ranks are fitted separately
+// (the command measures them when run on 2 MPI ranks) or taken from flags.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "bench/cost_model.h"
+#include "shard/result.h"
+
+namespace tandem::bench {
+
+struct Profile {
+  nlohmann::json machine;                       // cpu, cores, memory, kernels, date
+  std::vector<std::pair<int, double>> read_GBps;  // threads → GB/s
+  // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
+  std::map<std::string, std::vector<std::pair<int, double>>> compute;
+  std::map<std::string, double> gemv_GBps;
+  Link intra;                 // one message between two ranks of this host
+  std::string link_source;    // "measured (mpi, 2 ranks)" or "assumed (flags)"
+  double memory_GiB = 0;
+  int cores = 1;
+};
+
+struct CalibrateOptions {
+  std::vector<WeightType> types{WeightType::Q4_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::F16};
+  std::vector<int> rows{1, 2, 4, 8, 16, 32, 64};  // starts at 1 (the ratios' base)
+  int threads = 1;       // per rank, as the engine's benchmarks run
+  int reps = 5;          // medians of this many passes over the copies
+  size_t stream_MiB = 96;  // copies of each matrix: 3 × the 32 MiB L3
+};
+
+// Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.
+Profile measure_profile(const CalibrateOptions& o);
+
+// Least-squares fit of time = latency + bytes / bandwidth over (bytes, seconds) samples.
+Link fit_link(const std::vector<std::pair<double, double>>& samples);
+
+nlohmann::json to_json(const Profile& p);
+Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& path);
+Result<Profile> load_profile(const std::string& path);
+
+// This machine as a one-node cluster of `ranks` ranks: a rank alone gets the 1-thread bandwidth,
+// the node's ranks together the best multi-thread figure.
+ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string& source);
+
+// A cluster file: {"name", "nodes", "ranks_per_node", "rank_read_gbs", "node_read_gbs",
+// "rank_memory_gib", "intra": {"latency_us", "gbs"}, "inter": {...}, "step_overhead_us",
+// "compute": {"q4_k": [[1,1.0],[8,1.6]], ...} or "profile": "profile.json" for this machine's}.
+Result<ClusterSpec> load_cluster(const std::string& path);
+
+}  // namespace tandem::bench

@@ -1,0 +1,124 @@
+// The cost model: predicted decode speed, batch throughput, time to first token and memory of a
+// model on a cluster in a given layout and speculation mode. Plain data and free functions, no
+// MPI, no clocks — every constant comes from a calibration profile or a cluster file, so the same
+// arithmetic plans for this machine and projects to machines that are not here.
+//
+// A decode step is memory-bound: each rank streams its weight slice at its share of the read
+// bandwidth, times T(rows)/T(1) for a step over several rows (the compute profile). Around that:
+// the KV cache reads of attention, two allreduces per layer (TP), stage-to-stage sends (PP), and
+// for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dist/layout.h"
+#include "shard/format/model_config.h"
+#include "shard/kernels/weight_type.h"
+#include "shard/result.h"
+
+namespace tandem::bench {
+
+struct ModelShape {
+  std::string name;
+  int n_layers = 0, dim = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0, n_vocab = 0;
+  WeightType type = WeightType::Q8_0;  // every matrix (the synthetic models' convention)
+
+  double bytes_per_weight() const;
+  double layer_weight_bytes() const;  // q, k, v, o, gate, up, down
+  double head_bytes() const;          // output head (streamed every step)
+  double embedding_bytes() const;     // token embedding (held, one row read per token)
+  double kv_bytes_per_position_layer() const;  // K + V, f16
+};
+
+// The named shapes (tinyllama-1.1b, llama-2-7b, llama-2-13b, llama-3-8b, llama-3-70b, qwen2.5-72b).
+Result<ModelShape> named_shape(const std::string& name, WeightType type);
+std::vector<std::string> shape_names();
+ModelShape shape_from_config(const ModelConfig& c, WeightType type);
+
+struct Link {
+  double latency_s = 0;        // per message
+  double bandwidth_Bps = 1e9;  // bytes per second
+  double time(double bytes) const { return latency_s + bytes / bandwidth_Bps; }
+};
+
+struct ClusterSpec {
+  std::string name = "cluster";
+  int nodes = 1;
+  int ranks_per_node = 1;
+  double rank_read_GBps = 25;   // one rank alone
+  double node_read_GBps = 25;   // all ranks of a node together (they share it)
+  double rank_memory_GiB = 16;  // usable per rank
+  Link intra, inter;            // within a node, between nodes
+  // T(rows)/T(1) per weight type name ("q4_k"), at increasing row counts; 1 at rows = 1.
+  std::map<std::string, std::vector<std::pair<int, double>>> compute;
+  // Per weight type, the share of the read bandwidth a GEMV streams at (calibrated; default 1).
+  std::map<std::string, double> kernel_efficiency;
+  double step_overhead_s = 0;   // per engine step (sampling, scheduling)
+  std::string source;           // where the constants came from (profile file, machine, date)
+
+  int world() const { return nodes * ranks_per_node; }
+};
+
+// T(rows)/T(1) for the type: linear in log2(rows) between measured points, linear in rows beyond.
+double compute_factor(const ClusterSpec& c, WeightType t, double rows);
+
+enum class Mode { AR, SD, PEARL };
+const char* mode_name(Mode m);
+
+struct Query {
+  Layout layout;        // tp × pp (+ draft_tp ranks for PEARL)
+  Mode mode = Mode::AR;
+  double acceptance = 0.8;    // α, per drafted token
+  int gamma = 0;              // draft length; 0 = the best for the model (adaptive draft length)
+  int gamma_max = 16;
+  double draft_fraction = 0.1;  // draft weight bytes / target weight bytes
+  int draft_layers = 22;        // draft depth: its TP group allreduces twice per layer (of dim floats)
+  int context = 512;          // positions in the KV cache during decode
+  int batch = 8;              // B for the throughput figure
+  int prompt = 512;           // P for TTFT
+  int prefill_chunk = 512;    // prompt rows per step (the engine's default)
+  int max_seqs = 8;           // KV slots held per rank
+};
+
+struct Breakdown {  // seconds per target step of one sequence (AR: per token)
+  double weights = 0, attention = 0, allreduce = 0, p2p = 0, overhead = 0;
+  double bubble_fraction = 0;  // share of rank-time idle in single-sequence pipelining
+  double draft = 0;            // draft time per block (SD: in turn; PEARL: overlapped when all accepted)
+  double pearl_hidden = 0;     // draft time PEARL hides behind verification, per block (expected)
+  double tokens_per_block = 1; // expected accepted + bonus tokens
+  int gamma = 0;
+};
+
+struct Prediction {
+  double decode_tok_s = 0;      // one sequence
+  double throughput_tok_s = 0;  // B sequences (AR, micro-batched across stages)
+  double ttft_s = 0;            // prompt of P tokens
+  double memory_per_rank_GiB = 0;  // the heaviest rank
+  double rank_read_GBps = 0;    // per-rank bandwidth used (node share applied)
+  Breakdown step;
+};
+
+// Throughput and a token's trip through a pipeline of stage times (seconds) with `micro` micro-
+// batches in flight and `hop` seconds per stage-to-stage send: returns seconds per cycle.
+double pipeline_cycle(const std::vector<double>& stage_s, double hop_s, int micro);
+
+// Expected tokens per speculative block: (1-α^(γ+1))/(1-α) (γ+1 when α = 1).
+double expected_tokens(double alpha, int gamma);
+
+// The launcher's own checks (shard_ranges, pipeline_stages: same messages), the cluster's rank
+// count, draft ranks only for PEARL, and memory per rank. (plan_layouts lists only layouts of the
+// job's world size, which check_world_size then accepts.)
+Status check_feasible(const ModelShape& m, const ClusterSpec& c, const Query& q);
+Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Query& q);
+
+struct Ranked {
+  Query query;
+  Prediction pred;
+};
+// Every feasible layout for `world` ranks in `mode` (PEARL: 1, 2, 4, ... draft ranks), best decode
+// first; the refused ones with their reasons in `refused` when given.
+std::vector<Ranked> plan_layouts(const ModelShape& m, const ClusterSpec& c, const Query& base, int world,
+                                 std::vector<std::pair<std::string, std::string>>* refused = nullptr);
+
+}  // namespace tandem::bench
