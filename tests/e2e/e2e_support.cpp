@@ -165,7 +165,9 @@ std::vector<int32_t> read_ids(const std::string& path) {
 }
 
 Server::Server(const ServerConfig& c, const std::string& name) {
-  const std::string dir = fresh_dir(name);
+  // ctest runs each test in its own process, two at a time: tests of one suite start servers of
+  // the same name at once, so the directory (port files, log) is per process.
+  const std::string dir = fresh_dir(name + "." + std::to_string(getpid()));
   dir_ = dir;
   log_ = dir + "/server.log";
   port_file_ = dir + "/port";
