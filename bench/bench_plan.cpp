@@ -2,6 +2,7 @@
 // feasible layout ranked by the cost model) and `tandem bench project` (strong scaling on a
 // stated node type, as JSON for bench/plot_scaling.py).
 #include <mpi.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -69,7 +70,14 @@ int run_calibrate(const CalOpts& o) {
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
     if (rank < 2) std::tie(ar, p2p) = measure_links(rank);
-    source = "measured (MPI over shared memory, 2 ranks)";
+    // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
+    char host[64] = {}, peer[64] = {};
+    gethostname(host, sizeof host - 1);
+    if (rank == 0) MPI_Recv(peer, 64, MPI_CHAR, 1, 7201, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rank == 1) MPI_Send(host, 64, MPI_CHAR, 0, 7201, MPI_COMM_WORLD);
+    source = rank != 0 || std::string(host) == peer
+                 ? "measured (MPI, 2 ranks on one host: shared memory)"
+                 : fmt::format("measured (MPI, 2 ranks on hosts {} and {}: the network)", host, peer);
     if (rank != 0) {  // the others sleep while rank 0 measures compute alone
       int done = 0;
       MPI_Request req;
