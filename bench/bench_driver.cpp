@@ -28,8 +28,12 @@ std::string self_dir() {
 
 Result<Json> run_config(const Config& c, int timeout_s) {
   const std::string dir = self_dir();
-  std::string cmd = fmt::format("TANDEM_BIN={} timeout {} {} bench run", quote(dir + "/tandem"), timeout_s,
-                                quote(dir + "/tandem-mpirun"));
+  std::string cmd = fmt::format("TANDEM_BIN={} timeout {} ", quote(dir + "/tandem"), timeout_s);
+  if (!c.hosts_cluster.empty())
+    cmd += fmt::format("{} --name {} run -- {} --hostfile {} bench run", quote(dir + "/tandem-hosts"), c.hosts_cluster,
+                       quote(dir + "/tandem-mpirun"), quote("/run/tandem-hosts/" + c.hosts_cluster + "/hostfile"));
+  else
+    cmd += fmt::format("{} bench run", quote(dir + "/tandem-mpirun"));
   for (const auto& a : c.args) cmd += " " + quote(a);
   cmd += " 2>&1";
   spdlog::info("[{}] {}", c.name, cmd);

@@ -14,6 +14,8 @@ struct Config {
   std::string name;               // row label
   std::vector<std::string> args;  // after `bench run`
   Json tags;                      // merged into the row
+  // Across emulated hosts: the cluster (`tandem-hosts --name`) the job runs in; "" = this host.
+  std::string hosts_cluster;
 };
 
 // Runs one configuration; returns its BENCH_JSON object.

@@ -1,6 +1,13 @@
 // `tandem bench scaling`: what each rank buys. Decode tokens/s of one sequence with tp=1 and
 // tp=2 (one thread per rank), one rank with two threads (the same hardware without MPI), and 8
 // concurrent sequences with pp=1 vs pp=2; each against the read bandwidth of the cores it uses.
+// With --hosts 2, tp2 and pp2 also run across 2 emulated hosts (launch/tandem-hosts: TCP between
+// network namespaces, one cluster per --link-gbit rate, all interleaved with the one-host rows).
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+
 #include "bench/bench_commands.h"
 #include "bench/bench_driver.h"
 #include "bench/bench_models.h"
@@ -14,12 +21,49 @@ struct ScalingOptions {
   SynthOptions shape;
   std::string types = "q8_0,q4_0", work_dir = "bench-models", json, model;
   int reps = 3, gen_tokens = 48, seqs = 8;
+  int hosts = 0;
+  std::string links = "unshaped";
+};
+
+// One emulated-host cluster per link rate, removed again when the benchmark ends.
+struct HostClusters {
+  std::vector<std::pair<std::string, std::string>> made;  // (name, link)
+  ~HostClusters() {
+    for (const auto& [name, link] : made) {
+      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} destroy >/dev/null 2>&1", self_bin_dir(), name);
+      if (std::system(cmd.c_str()) != 0) spdlog::warn("could not remove emulated hosts '{}'", name);
+    }
+  }
+  static std::string self_bin_dir() {
+    std::error_code ec;
+    return std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().string();
+  }
+  Status make(int n, const std::vector<std::string>& links) {
+    for (size_t i = 0; i < links.size(); ++i) {
+      const std::string name = fmt::format("tbs{}", i), link = links[i];
+      if (link != "unshaped" && !std::all_of(link.begin(), link.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
+        return make_error("--link-gbit: '{}' is neither a rate in Gbit/s nor 'unshaped'", link);
+      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} create {}{} 2>&1", self_bin_dir(), name, n,
+                                          link == "unshaped" ? "" : " --link-gbit " + link);
+      spdlog::info("emulated hosts: {}", cmd);
+      if (std::system(cmd.c_str()) != 0)
+        return make_error("--hosts {}: could not make emulated hosts (needs root and network namespaces): {}", n, cmd);
+      made.emplace_back(name, link);
+    }
+    return ok_status();
+  }
 };
 
 int run_scaling(ScalingOptions& o) {
   ThreadPool p1(1), p2(2);
   const double bw1 = measure_read_bandwidth_gbs(p1), bw2 = measure_read_bandwidth_gbs(p2);
   spdlog::info("read bandwidth: {:.1f} GB/s with 1 thread, {:.1f} GB/s with 2", bw1, bw2);
+  HostClusters clusters;
+  if (o.hosts >= 2)
+    if (auto st = clusters.make(o.hosts, split_list(o.links)); !st) {
+      spdlog::error("{}", st.error().message);
+      return 1;
+    }
   std::vector<Json> all;
   for (const auto& t : split_list(o.types)) {
     std::string model = o.model;
@@ -51,6 +95,12 @@ int run_scaling(ScalingOptions& o) {
         {"pp1 × " + n + " seqs (1 rank)", base({"--threads", "1", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw1}}},
         {"pp2 × " + n + " seqs (2 ranks)", base({"--pp", "2", "--threads", "1", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}},
     };
+    for (const auto& [name, link] : clusters.made) {
+      const std::string at = fmt::format(", 2 hosts, {} link)", link == "unshaped" ? link : link + " Gbit/s");
+      cfgs.push_back({"tp2 (TCP" + at, base({"--tp", "2", "--threads", "1"}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}, {"link", link}}, name});
+      cfgs.push_back({"pp2 × " + n + " seqs (TCP" + at, base({"--pp", "2", "--threads", "1", "--seqs", n}),
+                      {{"weight_type", t}, {"mem_bw_gb_s", bw2}, {"link", link}}, name});
+    }
     auto rows = run_interleaved(cfgs, o.reps);
     if (!rows) {
       spdlog::error("{}", rows.error().message);
@@ -61,8 +111,9 @@ int run_scaling(ScalingOptions& o) {
     const double model_bytes = (*rows)[0]["target_weight_bytes_per_token_rank0"].get<double>();
     for (size_t k = 0; k < rows->size(); ++k) {
       Json& r = (*rows)[k];
-      r["speedup"] = r["decode_tok_s"].get<double>() / (k >= 3 ? pp1 : tp1);
-      if (k < 3) {  // one sequence: every token streams the model once
+      const bool pipeline = r["config"].get<std::string>().rfind("pp", 0) == 0;
+      r["speedup"] = r["decode_tok_s"].get<double>() / (pipeline ? pp1 : tp1);
+      if (!pipeline) {  // one sequence: every token streams the model once
         r["weight_gb_s"] = model_bytes * r["decode_tok_s"].get<double>() / 1e9;
         r["roofline_pct"] = 100.0 * r["weight_gb_s"].get<double>() / r["mem_bw_gb_s"].get<double>();
       }
@@ -91,6 +142,11 @@ void add_bench_scaling(CLI::App& bench) {
   c->add_option("--reps", o->reps, "Repetitions (interleaved; medians)");
   c->add_option("--work-dir", o->work_dir, "Where synthetic models are written and reused");
   c->add_option("--json", o->json, "Also write the results as JSON");
+  c->add_option("--hosts", o->hosts,
+                "Also run tp2 and pp2 across this many emulated hosts (launch/tandem-hosts; root; 0: none)")
+      ->check(CLI::IsMember({0, 2}));
+  c->add_option("--link-gbit", o->links, "Link rates between the emulated hosts, comma-separated: Gbit/s or 'unshaped'")
+      ->capture_default_str();
   c->callback([o] {
     const int rc = run_scaling(*o);
     if (rc) throw CLI::RuntimeError(rc);
