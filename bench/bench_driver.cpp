@@ -19,15 +19,15 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-std::string self_dir() {
+}  // namespace
+
+std::string bin_dir() {
   std::error_code ec;
   return std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().string();
 }
 
-}  // namespace
-
 Result<Json> run_config(const Config& c, int timeout_s) {
-  const std::string dir = self_dir();
+  const std::string dir = bin_dir();
   std::string cmd = fmt::format("TANDEM_BIN={} timeout {} ", quote(dir + "/tandem"), timeout_s);
   if (!c.hosts_cluster.empty())
     cmd += fmt::format("{} --name {} run -- {} --hostfile {} bench run", quote(dir + "/tandem-hosts"), c.hosts_cluster,

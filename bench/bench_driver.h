@@ -18,6 +18,9 @@ struct Config {
   std::string hosts_cluster;
 };
 
+// The directory of the running tandem binary (tandem-mpirun and tandem-hosts live beside it).
+std::string bin_dir();
+
 // Runs one configuration; returns its BENCH_JSON object.
 Result<Json> run_config(const Config& c, int timeout_s = 900);
 // Runs every configuration `reps` times, interleaved; per configuration the median of each

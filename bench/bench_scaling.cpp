@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <filesystem>
 
 #include "bench/bench_commands.h"
 #include "bench/bench_driver.h"
@@ -30,20 +29,16 @@ struct HostClusters {
   std::vector<std::pair<std::string, std::string>> made;  // (name, link)
   ~HostClusters() {
     for (const auto& [name, link] : made) {
-      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} destroy >/dev/null 2>&1", self_bin_dir(), name);
+      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} destroy >/dev/null 2>&1", bin_dir(), name);
       if (std::system(cmd.c_str()) != 0) spdlog::warn("could not remove emulated hosts '{}'", name);
     }
-  }
-  static std::string self_bin_dir() {
-    std::error_code ec;
-    return std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().string();
   }
   Status make(int n, const std::vector<std::string>& links) {
     for (size_t i = 0; i < links.size(); ++i) {
       const std::string name = fmt::format("tbs{}", i), link = links[i];
       if (link != "unshaped" && !std::all_of(link.begin(), link.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
         return make_error("--link-gbit: '{}' is neither a rate in Gbit/s nor 'unshaped'", link);
-      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} create {}{} 2>&1", self_bin_dir(), name, n,
+      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} create {}{} 2>&1", bin_dir(), name, n,
                                           link == "unshaped" ? "" : " --link-gbit " + link);
       spdlog::info("emulated hosts: {}", cmd);
       if (std::system(cmd.c_str()) != 0)

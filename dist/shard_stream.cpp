@@ -4,7 +4,6 @@
 #include <mpi.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "shard/format/mapped_file.h"
 #include "shard/log.h"
 
 namespace tandem {
@@ -59,35 +59,18 @@ std::string hex(const Digest& d, size_t n) {
   return s;
 }
 
-// Reads `n` bytes at `off` of a file, or an empty vector when it is shorter or unreadable.
-std::vector<uint8_t> read_at(const std::string& path, uint64_t off, uint64_t n) {
-  std::vector<uint8_t> buf(n);
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return {};
-  uint64_t got = 0;
-  while (got < n) {
-    const ssize_t k = ::pread(fd, buf.data() + got, n - got, static_cast<off_t>(off + got));
-    if (k <= 0) break;
-    got += static_cast<uint64_t>(k);
-  }
-  ::close(fd);
-  if (got != n) return {};
-  return buf;
-}
-
 // Whether `path` here is rank 0's file: the same size and the same header bytes.
 bool same_file(const std::string& path, const FileInfo& info, std::string& why) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  auto m = map_file(path);
+  if (!m) {
     why = "not on this host";
     return false;
   }
-  if (static_cast<uint64_t>(st.st_size) != info.size) {
-    why = fmt::format("a different file here ({} bytes, rank 0's has {})", st.st_size, info.size);
+  if ((*m)->size != info.size) {
+    why = fmt::format("a different file here ({} bytes, rank 0's has {})", (*m)->size, info.size);
     return false;
   }
-  auto h = read_at(path, 0, info.header_len);
-  if (h.empty() || sha256_of(h.data(), h.size()) != info.digest) {
+  if (sha256_of((*m)->data, info.header_len) != info.digest) {
     why = "a different file here (its header differs from rank 0's)";
     return false;
   }
@@ -280,12 +263,12 @@ Result<LocalModel> ensure_local_model(const std::string& path, bool wants,
 
   FileInfo info;
   std::shared_ptr<const MappedFile> map;
-  if (rank == 0) {
-    auto f = open_model(path);
-    if (f && f->gguf && f->gguf->data_offset <= kMaxHeader) {
-      map = f->map;
+  if (rank == 0) {  // the header only: rank 0 opens the model itself later, as every rank does
+    auto g = open_gguf(path);
+    if (g && g->data_offset <= kMaxHeader) {
+      map = g->map;
       info.size = map->size;
-      info.header_len = f->gguf->data_offset;
+      info.header_len = g->data_offset;
       info.digest = sha256_of(map->data, info.header_len);
       info.ok = 1;
     }

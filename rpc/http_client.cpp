@@ -58,8 +58,6 @@ Status HttpClient::stream(const std::string& path, nlohmann::json body, Generate
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   body["return_token_ids"] = true;
-  httplib::Headers headers;
-  if (!impl_->api_key.empty()) headers.emplace("Authorization", "Bearer " + impl_->api_key);
   std::string buffer, error_body;
   bool done = false;
   std::string stream_error;
@@ -68,7 +66,7 @@ Status HttpClient::stream(const std::string& path, nlohmann::json body, Generate
   httplib::Request req;
   req.method = "POST";
   req.path = path;
-  req.headers = headers;
+  if (!impl_->api_key.empty()) req.headers.emplace("Authorization", "Bearer " + impl_->api_key);
   req.headers.emplace("Content-Type", "application/json");
   req.body = body.dump();
   req.response_handler = [&](const httplib::Response& r) {

@@ -39,6 +39,15 @@ Outcome outcome_of_status(int status) {
   }
 }
 
+// A request the engine failed or cancelled (shutdown): the error the client gets instead of a choice.
+openai::ApiError engine_end_error(const GenerationEvent& final_event, int status) {
+  openai::ApiError e;
+  e.status = status;
+  e.type = "server_error";
+  e.message = final_event.error.empty() ? "the request was cancelled" : final_event.error;
+  return e;
+}
+
 struct Listener {
   std::unique_ptr<httplib::Server> server;
   std::thread thread;
@@ -159,13 +168,8 @@ void HttpServer::generate(const httplib::Request& hreq, httplib::Response& res, 
     job->reason = last.reason;
     job->usage = last.usage;
     finish_record(*this, *job, false);
-    if (last.reason == FinishReason::kError || last.reason == FinishReason::kCancelled) {
-      openai::ApiError err;
-      err.status = last.reason == FinishReason::kCancelled ? 503 : 500;
-      err.type = "server_error";
-      err.message = last.error.empty() ? "the request was cancelled" : last.error;
-      return send_error(res, err);
-    }
+    if (last.reason == FinishReason::kError || last.reason == FinishReason::kCancelled)
+      return send_error(res, engine_end_error(last, last.reason == FinishReason::kCancelled ? 503 : 500));
     res.set_content(openai::dump(openai::full_response(job->req, job->ctx, events)), "application/json");
     return;
   }
@@ -193,11 +197,7 @@ void HttpServer::generate(const httplib::Request& hreq, httplib::Response& res, 
         job->usage = ev->usage;
         bool ok = true;
         if (ev->reason == FinishReason::kError || ev->reason == FinishReason::kCancelled) {
-          openai::ApiError err;
-          err.status = 500;
-          err.type = "server_error";
-          err.message = ev->error.empty() ? "the request was cancelled" : ev->error;
-          ok = write("data: " + openai::error_body(err) + "\n\n");
+          ok = write("data: " + openai::error_body(engine_end_error(*ev, 500)) + "\n\n");
         } else {
           ok = write(openai::sse_data(openai::finish_chunk(job->req, job->ctx, ev->reason)));
           if (ok && job->req.include_usage) ok = write(openai::sse_data(openai::usage_chunk(job->req, job->ctx, ev->usage)));

@@ -22,11 +22,8 @@ void init_logging(int rank, std::string_view level) {
   const std::string who = rank < 0 ? std::string("-") : std::to_string(rank);
   char host[256] = "?";
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '?', host[1] = '\0';
-  host[sizeof host - 1] = '\0';
-  // '%' would start a pattern flag: host names never hold one, but keep the pattern literal anyway.
-  std::string h;
-  for (const char* c = host; *c; ++c) h += *c == '%' ? std::string("%%") : std::string(1, *c);
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + who + " on " + h + "] [%^%l%$] %v");
+  host[sizeof host - 1] = '\0';  // host names are letters, digits, '-' and '.': nothing spdlog reads as a flag
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + who + " on " + host + "] [%^%l%$] %v");
   std::string lvl(level);
   if (lvl.empty()) {
     if (const char* env = std::getenv("TANDEM_LOG_LEVEL")) lvl = env;
