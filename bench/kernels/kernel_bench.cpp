@@ -5,6 +5,7 @@
 //
 //   tandem_kernel_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N] ...
 //   tandem_kernel_bench --roofline[=TYPE] [--rounds=N]   (interleaved GB/s table, medians)
+//   tandem_kernel_bench --rows-curve[=TYPE] [--rounds=N] [--threads=1|2]   (T(r)/T(1), r = 2..64)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -334,12 +335,56 @@ void roofline(const std::string& type_filter, int rounds) {
   }
 }
 
+// --- T(rows)/T(1) curve (--rows-curve) -------------------------------------------------------------
+// What speculation and batching pay for a block of r rows: the time of an r-row call relative to
+// the 1-row call on the same matrix, next to the GEMV's share of the read bandwidth (the bound a
+// bandwidth-limited kernel would give: T(r)/T(1) = 1). Interleaved rounds, medians.
+void rows_curve(const std::string& type_filter, int rounds, int threads) {
+  constexpr int64_t kRows[] = {2, 4, 8, 16, 64};
+  std::printf("kernel level: %s; %d thread(s); medians of %d interleaved rounds\n\n", kernel_level_name().c_str(),
+              threads, rounds);
+  std::printf("%-16s %7s %8s %6s", "matrix", "bw GB/s", "t1 us", "%bw");
+  for (int64_t r : kRows) std::printf(" %7s", ("T" + std::to_string(r) + "/T1").c_str());
+  std::printf("\n");
+  for (WeightType t : kTypes) {
+    if (!type_filter.empty() && type_filter != name(t)) continue;
+    for (const auto& s : kShapes) {
+      const auto& m = matrices(t, s.rows, s.cols);
+      const double bytes = static_cast<double>(m.copies[0].bytes);
+      std::vector<double> bw, t1;
+      std::vector<std::vector<double>> ratio(std::size(kRows));
+      for (int r = 0; r < rounds; ++r) {
+        bw.push_back(measure_read_bandwidth_gbs(pool(threads), size_t{256} << 20, 1));
+        const double a = seconds_per_call(m, 1, threads, 0.02);
+        t1.push_back(a);
+        for (size_t i = 0; i < std::size(kRows); ++i)
+          ratio[i].push_back(seconds_per_call(m, kRows[i], threads, kRows[i] >= 64 ? 0.05 : 0.02) / a);
+      }
+      const double b = median(bw), a = median(t1);
+      std::printf("%-16s %7.1f %8.1f %5.0f%%", key(t, s).c_str(), b, a * 1e6, 100 * bytes / a / 1e9 / b);
+      for (auto& v : ratio) std::printf(" %7.2f", median(v));
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // --roofline[=TYPE] [--rounds=N]: the interleaved table only (no Google Benchmark run).
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a.rfind("--rows-curve", 0) == 0) {
+      int rounds = 5, threads = 1;
+      for (int j = 1; j < argc; ++j) {
+        const std::string b = argv[j];
+        if (b.rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(b.c_str() + 9));
+        if (b.rfind("--threads=", 0) == 0) threads = std::atoi(b.c_str() + 10) == 2 ? 2 : 1;
+      }
+      rows_curve(a.size() > 13 ? a.substr(13) : "", rounds, threads);
+      return 0;
+    }
     if (a.rfind("--roofline", 0) == 0) {
       int rounds = 7;
       for (int j = 1; j < argc; ++j)
