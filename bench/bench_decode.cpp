@@ -5,6 +5,7 @@
 // machine's speed drifts (other work, slow periods).
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -22,6 +23,7 @@ namespace {
 struct DecodeOptions {
   std::string model, work_dir = "bench-models", json, types = "q4_0,q8_0,q4_k,f16", threads = "1,2";
   SynthOptions shape;
+  std::string batch_rows = "1,2,4,8,16";
   int prompt_tokens = 64, gen_tokens = 32, reps = 3, ctx_test = 2048;
 };
 
@@ -42,6 +44,23 @@ struct Runner {
     for (int j = 1; j < static_cast<int>(logits.size()); ++j)
       if (logits[j] > logits[best]) best = j;
     return best;
+  }
+  // n decode steps of `rows` sequences at once (slots 0..rows-1, one token each, every slot at
+  // position pos + i): what batching and a verification block cost against one row. Returns seconds.
+  double batch_steps(ThreadPool& pool, int rows, int pos, int n) {
+    std::vector<int32_t> toks(static_cast<size_t>(rows), 1);
+    std::vector<SeqChunk> chunks(static_cast<size_t>(rows));
+    const double t0 = seconds();
+    for (int i = 0; i < n; ++i) {
+      for (int r = 0; r < rows; ++r) chunks[r] = SeqChunk{r, pos + i, std::span<const int32_t>(&toks[r], 1), false};
+      auto st = forward_stage(m, kv, chunks, coll, pool, s, hidden, &logits);
+      if (!st) throw std::runtime_error(st.error().message);
+      for (int r = 0; r < rows; ++r) {
+        const float* l = logits.data() + static_cast<size_t>(r) * (logits.size() / rows);
+        toks[r] = static_cast<int32_t>(std::max_element(l, l + logits.size() / rows) - l);
+      }
+    }
+    return seconds() - t0;
   }
   // Greedy decode of n tokens from position pos; returns seconds.
   double decode(ThreadPool& pool, int32_t tok, int pos, int n) {
@@ -91,7 +110,10 @@ int run_decode(DecodeOptions& o) {
     }
     const ModelConfig& c = f->config;
     const int ctx = std::max(o.prompt_tokens + o.gen_tokens, o.ctx_test + o.gen_tokens) + 1;
-    auto kv = make_kv_cache({m->ranges.n_layers(), m->ranges.n_kv_heads(), c.head_dim, 1, ctx, WeightType::F16});
+    std::vector<int> batch;
+    for (const auto& b : split_list(o.batch_rows)) batch.push_back(std::max(1, std::stoi(b)));
+    const int max_seqs = batch.empty() ? 1 : *std::max_element(batch.begin(), batch.end());
+    auto kv = make_kv_cache({m->ranges.n_layers(), m->ranges.n_kv_heads(), c.head_dim, max_seqs, ctx, WeightType::F16});
     if (!kv) {
       spdlog::error("{}", kv.error().message);
       return 1;
@@ -114,6 +136,8 @@ int run_decode(DecodeOptions& o) {
     }
     const size_t nt = threads.size();
     std::vector<std::vector<double>> pp(nt), dec(nt), dec_ctx(nt), bw(nt);
+    // step_s[ti][k]: seconds per step of batch[k] rows (at the prompt's length, every slot).
+    std::vector<std::vector<std::vector<double>>> step_s(nt, std::vector<std::vector<double>>(batch.size()));
     for (int rep = 0; rep < o.reps; ++rep) {
       for (size_t ti = 0; ti < nt; ++ti) {
         ThreadPool& pool = *pools[ti];
@@ -126,6 +150,12 @@ int run_decode(DecodeOptions& o) {
           kv->length[0] = o.ctx_test;
           dec_ctx[ti].push_back(o.gen_tokens / r.decode(pool, first, o.ctx_test, o.gen_tokens));
         }
+        for (size_t k = 0; k < batch.size(); ++k) {
+          for (int r = 0; r < batch[k]; ++r) kv->length[r] = o.prompt_tokens;
+          step_s[ti][k].push_back(r.batch_steps(pool, batch[k], o.prompt_tokens, std::max(4, o.gen_tokens / 4)) /
+                                  std::max(4, o.gen_tokens / 4));
+        }
+        kv->length[0] = o.prompt_tokens + o.gen_tokens;
         spdlog::info("  rep {}/{} threads {}: prompt {:.1f} tok/s, decode {:.2f} tok/s{}", rep + 1, o.reps, threads[ti],
                      pp[ti].back(), dec[ti].back(),
                      o.ctx_test > 0 ? fmt::format(", decode at {} ctx {:.2f} tok/s", o.ctx_test, dec_ctx[ti].back()) : "");
@@ -153,6 +183,16 @@ int run_decode(DecodeOptions& o) {
         j["decode_tok_s_long_ctx"] = median(dec_ctx[ti]);
         j["long_ctx_slowdown_pct"] = 100.0 * (1.0 - median(dec_ctx[ti]) / median(dec[ti]));
       }
+      if (!batch.empty()) {
+        Json curve = Json::object();
+        const double t1 = median(step_s[ti][0]);
+        for (size_t k = 0; k < batch.size(); ++k) curve[std::to_string(batch[k])] = median(step_s[ti][k]) / t1;
+        j["step_time_ratio"] = curve;  // T(rows)/T(first of --batch-rows), whole model
+        j["step_ms"] = t1 * 1e3;
+        std::string txt;
+        for (size_t k = 1; k < batch.size(); ++k) txt += fmt::format("{}{}:{:.2f}", txt.empty() ? "" : " ", batch[k], curve[std::to_string(batch[k])].get<double>());
+        j["t_rows_over_t1"] = txt;
+      }
       if (ti > 0) j["speedup_vs_1st_threads"] = median(dec[ti]) / median(dec[0]);
       rows.push_back(std::move(j));
     }
@@ -160,7 +200,8 @@ int run_decode(DecodeOptions& o) {
   print_table(rows, {{"weight_type", "type"}, {"threads", "threads"}, {"prompt_tok_s", "prompt tok/s"},
                      {"decode_tok_s", "decode tok/s"}, {"weight_gb_s", "weights GB/s"}, {"mem_bw_gb_s", "read BW GB/s"},
                      {"roofline_pct", "% of BW"}, {"prompt_over_decode", "prompt/decode"},
-                     {"long_ctx_slowdown_pct", "slowdown @ctx %"}, {"speedup_vs_1st_threads", "× vs 1st threads"}});
+                     {"long_ctx_slowdown_pct", "slowdown @ctx %"}, {"speedup_vs_1st_threads", "× vs 1st threads"},
+                     {"t_rows_over_t1", "T(rows)/T(1)"}});
   return write_json(o.json, "decode", rows) ? 0 : 1;
 }
 
@@ -176,6 +217,9 @@ void add_bench_decode(CLI::App& bench) {
   c->add_option("--prompt-tokens", o->prompt_tokens, "Prompt length for prompt processing")->check(CLI::Range(1, 8192));
   c->add_option("--gen-tokens", o->gen_tokens, "Decode steps per measurement")->check(CLI::Range(1, 8192));
   c->add_option("--ctx-test", o->ctx_test, "Also decode after this many context positions (0: skip)")->check(CLI::Range(0, 1 << 20));
+  c->add_option("--batch-rows", o->batch_rows,
+                 "Also time one step of this many sequences at once, comma-separated, first = reference "
+                 "(T(rows)/T(1) of the whole model; empty: skip)");
   c->add_option("--reps", o->reps, "Repetitions (interleaved; medians reported)")->check(CLI::Range(1, 100));
   c->add_option("--work-dir", o->work_dir, "Where synthetic models are written and reused");
   c->add_option("--json", o->json, "Also write the results as JSON");

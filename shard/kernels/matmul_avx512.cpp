@@ -34,6 +34,22 @@ INL __m512 half16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(
 INL __m512i load64(const uint8_t* p) { return _mm512_loadu_si512(p); }
 INL __m512i bcast_quad(const int8_t* p) { return _mm512_set1_epi32(load_i32(p)); }
 
+// Software prefetch of the weight bytes `ahead` bytes past a block, for tiles of several rows:
+// there the loop is compute-bound and slow enough per byte that the hardware prefetcher falls
+// behind the stream, and every new line then stalls the dot products.
+#ifndef TANDEM_PF_AHEAD
+#define TANDEM_PF_AHEAD 2048
+#endif
+#ifndef TANDEM_PF_MIN_ROWS
+#define TANDEM_PF_MIN_ROWS 2
+#endif
+constexpr int kPrefetchAhead = TANDEM_PF_AHEAD;
+template <int R>
+INL void prefetch_w(const uint8_t* p, int bytes) {
+  if constexpr (R >= TANDEM_PF_MIN_ROWS)
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + o), _MM_HINT_T0);
+}
+
 // ---- activations ---------------------------------------------------------------------------------
 
 void quantize(WeightType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* aux) {
@@ -124,6 +140,7 @@ void tile_q8_0(const Tile& t) {
   zero(acc);
   for (int64_t b = 0; b < p.nb; ++b) {
     const int8_t* xq = p.q + b * 32 * R;
+    UNROLL for (int gi = 0; gi < G; ++gi) prefetch_w<R>(p.w[gi] + b * 544, 544);
     __m512i ia[G][R];
     UNROLL for (int r = 0; r < R; ++r) {
       const __m512i c = _mm512_set1_epi32(p.aux[b * R + r]);
@@ -157,6 +174,7 @@ void tile_q4_0(const Tile& t) {
       const __m512i c = _mm512_set1_epi32(p.aux[b * R + r]);
       UNROLL for (int gi = 0; gi < G; ++gi) ia[gi][r] = c;
     }
+    UNROLL for (int gi = 0; gi < G; ++gi) prefetch_w<R>(p.w[gi] + b * 288, 288);
     UNROLL for (int c = 0; c < 4; ++c) {
       __m512i wl[G], wh[G];
       UNROLL for (int gi = 0; gi < G; ++gi) {
@@ -201,6 +219,7 @@ void tile_q5_0(const Tile& t) {
       const __m512i c = _mm512_set1_epi32(p.aux[b * R + r]);
       UNROLL for (int gi = 0; gi < G; ++gi) ia[gi][r] = c;
     }
+    UNROLL for (int gi = 0; gi < G; ++gi) prefetch_w<R>(p.w[gi] + b * 352, 352);
     __m512i h[G];
     UNROLL for (int gi = 0; gi < G; ++gi) h[gi] = load64(p.w[gi] + b * 352 + 288);
     UNROLL for (int c = 0; c < 4; ++c) {
@@ -265,6 +284,7 @@ void tile_q4_k(const Tile& t) {
       UNROLL for (int gi = 0; gi < G; ++gi)
         UNROLL for (int r = 0; r < R; ++r) ia[gi][r] = _mm512_setzero_si512();
       const int8_t* xj = xq + 32 * j * R;
+      UNROLL for (int gi = 0; gi < G; ++gi) prefetch_w<R>(wb[gi] + 320 + 256 * j, 256);
       UNROLL for (int c = 0; c < 4; ++c) {
         __m512i wl[G], wh[G];
         UNROLL for (int gi = 0; gi < G; ++gi) {
@@ -331,6 +351,7 @@ void tile_q5_k(const Tile& t) {
       UNROLL for (int gi = 0; gi < G; ++gi)
         UNROLL for (int r = 0; r < R; ++r) ia[gi][r] = _mm512_setzero_si512();
       const int8_t* xj = xq + 32 * j * R;
+      UNROLL for (int gi = 0; gi < G; ++gi) prefetch_w<R>(wb[gi] + 320 + 320 * j, 320);
       __m512i h[G];
       UNROLL for (int gi = 0; gi < G; ++gi) h[gi] = load64(wb[gi] + 320 + 320 * j + 256);
       UNROLL for (int c = 0; c < 4; ++c) {
@@ -377,6 +398,7 @@ void tile_q6_k(const Tile& t) {
       __m512i w0[G], w1[G], w2[G], w3[G];
       UNROLL for (int gi = 0; gi < G; ++gi) {
         const uint8_t* c = wb[gi] + 288 + 192 * s;
+        prefetch_w<R>(c, 192);
         const __m512i l01 = load64(c), l23 = load64(c + 64), h = load64(c + 128);
         w0[gi] = _mm512_or_si512(_mm512_and_si512(l01, m4), _mm512_and_si512(_mm512_slli_epi16(h, 4), m30));
         w1[gi] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l01, 4), m4), _mm512_and_si512(_mm512_slli_epi16(h, 2), m30));
