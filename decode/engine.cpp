@@ -60,7 +60,7 @@ Engine::Engine(Cluster& cluster, Tokenizer tok, EngineOptions o)
       gamma_(o.draft_len, o.max_draft_len) {
   const int max_seqs = cluster.opts.max_seqs;
   slots_.resize(max_seqs);
-  groups_.resize(cluster.opts.layout.pp);
+  groups_.resize(o.micro_batches > 0 ? o.micro_batches : cluster.opts.layout.pp);
   info_.max_seqs = max_seqs;
   info_.tested_at.assign(o_.max_draft_len + 1, 0);
   info_.accepted_at.assign(o_.max_draft_len + 1, 0);

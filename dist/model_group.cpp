@@ -12,6 +12,7 @@ namespace {
 constexpr int kTagStep = 11;
 constexpr int kTagHidden = 12;
 constexpr int kTagResult = 13;
+constexpr int kTagStats = 14;
 constexpr size_t kMaxPendingSends = 16;
 
 struct ResultHeader {
@@ -34,7 +35,59 @@ ModelGroup::ModelGroup(GroupPlace place, ShardModel model, KvCache kv, int threa
 GroupStats ModelGroup::stats() const {
   GroupStats s = stats_;
   s.comm_seconds = coll_.comm_seconds + p2p_seconds_;
+  s.wait_in_seconds = wait_in_seconds_;
+  s.send_seconds = send_seconds_;
+  s.wall_seconds = MPI_Wtime();
+  s.stage = place_.stage;
+  s.tp_rank = place_.tp_rank;
   return s;
+}
+
+namespace {
+// GroupStats as plain doubles on the wire (the struct has ints too; keep the layout explicit).
+std::vector<double> pack_stats(const GroupStats& g) {
+  return {static_cast<double>(g.steps), static_cast<double>(g.rows), g.compute_seconds, g.comm_seconds,
+          g.wait_in_seconds, g.send_seconds, g.wall_seconds, static_cast<double>(g.stage),
+          static_cast<double>(g.tp_rank)};
+}
+GroupStats unpack_stats(const std::vector<double>& v) {
+  GroupStats g;
+  g.steps = static_cast<int64_t>(v[0]);
+  g.rows = static_cast<int64_t>(v[1]);
+  g.compute_seconds = v[2];
+  g.comm_seconds = v[3];
+  g.wait_in_seconds = v[4];
+  g.send_seconds = v[5];
+  g.wall_seconds = v[6];
+  g.stage = static_cast<int>(v[7]);
+  g.tp_rank = static_cast<int>(v[8]);
+  return g;
+}
+constexpr int kStatsDoubles = 9;
+}  // namespace
+
+void ModelGroup::report_stats() {
+  const auto v = pack_stats(stats());
+  MPI_Send(v.data(), kStatsDoubles, MPI_DOUBLE, 0, kTagStats, place_.p2p);
+}
+
+std::vector<GroupStats> ModelGroup::member_stats() {
+  Step s;
+  s.op = StepOp::Stats;
+  s.logits = LogitsMode::None;
+  (void)submit(std::move(s));
+  int n = 1;
+  MPI_Comm_size(place_.p2p, &n);
+  std::vector<GroupStats> all(n);
+  all[0] = stats();
+  for (int r = 1; r < n; ++r) {
+    MPI_Status st;
+    probe_polite(r, kTagStats, place_.p2p, &st);
+    std::vector<double> v(kStatsDoubles);
+    MPI_Recv(v.data(), kStatsDoubles, MPI_DOUBLE, r, kTagStats, place_.p2p, MPI_STATUS_IGNORE);
+    all[r] = unpack_stats(v);
+  }
+  return all;
 }
 
 void ModelGroup::reap_sends(bool all) {
@@ -44,6 +97,7 @@ void ModelGroup::reap_sends(bool all) {
       const double t0 = MPI_Wtime();
       MPI_Waitall(2, p.req, MPI_STATUSES_IGNORE);
       p2p_seconds_ += MPI_Wtime() - t0;
+      send_seconds_ += MPI_Wtime() - t0;
     } else {
       int done = 0;
       MPI_Testall(2, p.req, &done, MPI_STATUSES_IGNORE);
@@ -109,6 +163,7 @@ void ModelGroup::execute(const Step& s, std::vector<float>& hidden) {
   if (!st) mpi_abort_job("step " + std::to_string(s.id) + " failed on a group member: " + st.error().message);
   stats_.compute_seconds += MPI_Wtime() - t0;
   ++stats_.steps;
+  stats_.rows += step_rows(s);
   if (head) finish_head(s, logits_local_);
 }
 
@@ -159,6 +214,7 @@ StepResult ModelGroup::receive_result() {
   std::vector<uint8_t> buf(count);
   MPI_Recv(buf.data(), count, MPI_BYTE, last, kTagResult, place_.p2p, MPI_STATUS_IGNORE);
   p2p_seconds_ += MPI_Wtime() - t0;
+  wait_in_seconds_ += MPI_Wtime() - t0;
   ResultHeader h;
   std::memcpy(&h, buf.data(), sizeof(h));
   StepResult r;
@@ -236,6 +292,7 @@ void ModelGroup::serve() {
   std::vector<int32_t> desc;
   std::vector<float> hidden;
   while (true) {
+    const double t_wait = MPI_Wtime();
     if (place_.stage == 0) {
       int len = 0;
       MPI_Request r;
@@ -260,8 +317,10 @@ void ModelGroup::serve() {
       MPI_Recv(hidden.data(), static_cast<int>(hidden.size()), MPI_FLOAT, prev, kTagHidden, place_.p2p, MPI_STATUS_IGNORE);
       p2p_seconds_ += MPI_Wtime() - t0;
     }
+    wait_in_seconds_ += MPI_Wtime() - t_wait;
     execute(*step, hidden);
     if (place_.stage + 1 < place_.pp) pass_down(*step, desc, std::move(hidden));
+    if (step->op == StepOp::Stats) report_stats();
     hidden.clear();
     if (step->op == StepOp::Shutdown) break;
   }

@@ -35,10 +35,20 @@ struct StepResult {
   std::vector<float> logits;    // Full: n_rows × n_vocab
 };
 
+// One member's time, cumulative since it started (differences of two snapshots give a window).
+// busy = compute_seconds; wait_in = idle, waiting for work: a worker for the next step (descriptor
+// and activations from the previous stage), the master for results from the last stage; send =
+// blocked completing sends. What the master spends outside these is the engine's own work
+// (planning, sampling, detokenizing): wall - compute - wait_in - send.
 struct GroupStats {
-  int64_t steps = 0;
+  int64_t steps = 0;           // forward steps executed
+  int64_t rows = 0;            // activation rows over those steps
   double compute_seconds = 0;  // inside forward_stage (collectives included)
   double comm_seconds = 0;     // collectives + pipeline transfers
+  double wait_in_seconds = 0;
+  double send_seconds = 0;
+  double wall_seconds = 0;     // MPI_Wtime() when the snapshot was taken
+  int stage = 0, tp_rank = 0;
 };
 
 class ModelGroup {
@@ -66,6 +76,9 @@ class ModelGroup {
   const KvCache& kv() const { return kv_; }
   const GroupPlace& place() const { return place_; }
   GroupStats stats() const;
+  // Master only: every member's stats (index = rank in the group, stage-major), taken after all
+  // steps submitted so far have run on that member. Blocks until every member has answered.
+  std::vector<GroupStats> member_stats();
   ThreadPool& pool() { return *pool_; }
 
  private:
@@ -74,6 +87,7 @@ class ModelGroup {
   void finish_head(const Step& s, std::vector<float>& local_logits);
   StepResult receive_result();
   void reap_sends(bool all);
+  void report_stats();
 
   GroupPlace place_;
   ShardModel model_;
@@ -94,6 +108,7 @@ class ModelGroup {
   std::deque<std::unique_ptr<PendingSend>> sends_;
   GroupStats stats_;
   double p2p_seconds_ = 0;
+  double wait_in_seconds_ = 0, send_seconds_ = 0;
 };
 
 }  // namespace tandem
