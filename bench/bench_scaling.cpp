@@ -6,7 +6,8 @@
 // --link-gbit rate, all interleaved with the one-host rows, PEARL over shared memory included).
 // Every row reports each pipeline stage's busy share and busy time per step (dist/model_group.h);
 // --pipeline-detail adds what bounds pp2: pp1 at 1, 2 and 4 sequences (T(rows) of the whole
-// model), pp2 with 1 and 4 micro-batches, and pp2 with an even layer split.
+// model), pp2 with 1 and 4 micro-batches, and pp2 with an even layer split, and the same two cores
+// on 8 sequences without a pipeline (one rank with 2 threads; tp2).
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -103,6 +104,10 @@ int run_scaling(ScalingOptions& o) {
       for (const char* m : {"1", "4"})
         cfgs.push_back({fmt::format("pp2 × {} seqs, {} micro-batch{}", n, m, m[0] == '1' ? "" : "es"),
                         base({"--pp", "2", "--threads", "1", "--seqs", n, "--micro-batches", m}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}});
+      // The same two cores for 8 sequences without a pipeline: one rank with both threads (the
+      // weights read once per round at two cores' bandwidth), and tp2.
+      cfgs.push_back({"pp1 × " + n + " seqs (1 rank, 2 threads)", base({"--threads", "2", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}});
+      cfgs.push_back({"tp2 × " + n + " seqs (2 ranks)", base({"--tp", "2", "--threads", "1", "--seqs", n}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}});
       if (o.shape.n_layers >= 2 && o.model.empty()) {
         const std::string even = fmt::format("{},{}", (o.shape.n_layers + 1) / 2, o.shape.n_layers / 2);
         cfgs.push_back({"pp2 × " + n + " seqs, even split " + even, base({"--pp", "2", "--threads", "1", "--seqs", n, "--layer-split", even}),
@@ -110,7 +115,9 @@ int run_scaling(ScalingOptions& o) {
       }
     }
     // PEARL: target on rank 0, draft on rank 1 (across hosts: the draft's own host).
-    auto pearl = [&] { return base({"--threads", "1", "--draft", draft, "--draft-tp", "1", "--speculation", "pearl"}); };
+    auto pearl = [&] {
+      return std::vector<std::string>{"--model", model, "--gen-tokens", g, "--threads", "1", "--draft", draft, "--draft-tp", "1", "--speculation", "pearl"};
+    };
     if (!clusters.made.empty() && !draft.empty())
       cfgs.push_back({"PEARL, draft on rank 1 (shared memory)", pearl(), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}});
     for (const auto& [name, link] : clusters.made) {
@@ -135,7 +142,14 @@ int run_scaling(ScalingOptions& o) {
     for (size_t k = 0; k < rows->size(); ++k) {
       Json& r = (*rows)[k];
       const std::string name = r["config"].get<std::string>();
-      const bool pipeline = name.rfind("pp", 0) == 0;
+      const bool pipeline = name.rfind("pp", 0) == 0 || name.find(" seqs") != std::string::npos;
+      // What the slowest stage allows: rows per step over its busy time per step (every round
+      // each stage runs all its micro-batches); decode_tok_s / this = the pipeline's efficiency.
+      if (r.contains("busy_ms_per_step_s1")) {
+        const double slowest = std::max(r["busy_ms_per_step_s0"].get<double>(), r["busy_ms_per_step_s1"].get<double>());
+        r["stage_bound_tok_s"] = 1e3 * r["rows_per_step_s0"].get<double>() / std::max(1e-9, slowest);
+        r["pipeline_eff_pct"] = 100.0 * r["decode_tok_s"].get<double>() / r["stage_bound_tok_s"].get<double>();
+      }
       r["speedup"] = r["decode_tok_s"].get<double>() / (pipeline ? pp1 : tp1);
       if (name.rfind("PEARL", 0) == 0 && pearl_shm > 0) r["vs_pearl_shm"] = r["decode_tok_s"].get<double>() / pearl_shm;
       if (!pipeline && name.rfind("PEARL", 0) != 0) {  // one sequence: every token streams the model once
@@ -149,7 +163,8 @@ int run_scaling(ScalingOptions& o) {
                     {"speedup", "× vs 1 rank"}, {"weight_gb_s", "weights GB/s"}, {"mem_bw_gb_s", "read BW GB/s"},
                     {"roofline_pct", "% of BW"}, {"comm_pct", "comm %"}, {"vs_pearl_shm", "× PEARL shm"},
                     {"rows_per_step_s0", "rows/step"}, {"busy_ms_per_step_s0", "s0 ms/step"}, {"busy_ms_per_step_s1", "s1 ms/step"},
-                    {"busy_pct_s0", "s0 busy %"}, {"busy_pct_s1", "s1 busy %"}, {"engine_pct", "rank 0 engine %"}});
+                    {"busy_pct_s0", "s0 busy %"}, {"busy_pct_s1", "s1 busy %"}, {"engine_pct", "rank 0 engine %"},
+                    {"stage_bound_tok_s", "stage bound tok/s"}, {"pipeline_eff_pct", "% of bound"}});
   Json extra;
   extra["mem_bw_gb_s_1thread"] = bw1;
   extra["mem_bw_gb_s_2threads"] = bw2;

@@ -568,6 +568,15 @@ Status Engine::loop(bool until_idle) {
   while (true) {
     admit();
     reap();
+    if (o_.stage_stats_seconds > 0) {
+      if (auto v = target_.poll_member_stats()) {
+        std::lock_guard lk(mu_);
+        info_.stages = std::move(*v);
+      } else if (now() - last_stage_stats_ >= o_.stage_stats_seconds) {
+        target_.request_member_stats();
+        last_stage_stats_ = now();
+      }
+    }
     bool any_active = false, any_flight = false, waiting_draft = false;
     for (auto& sp : slots_)
       if (sp) {

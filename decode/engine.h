@@ -38,6 +38,9 @@ struct EngineOptions {
   // latency behind other micro-batches' compute, at the price of reading every stage's weights
   // once more per round.
   int micro_batches = 0;
+  // Every this many seconds, ask the target's members for their busy/wait time (EngineInfo::
+  // stages, serve's metrics); non-blocking. 0: never.
+  double stage_stats_seconds = 0;
   VerifyRule verify_rule = VerifyRule::kLossless;  // tests only: a wrong rule shows the checks have teeth
 };
 
@@ -54,6 +57,7 @@ struct EngineInfo {
   int draft_len = 0;              // tokens asked of the drafter by the latest draft request
   Histogram step_seconds{latency_buckets()};  // target steps, as rank 0 sees them (all ranks of the group)
   int64_t prompt_tokens = 0;      // prompt tokens of admitted requests
+  std::vector<GroupStats> stages;  // every target member's cumulative time (stage_stats_seconds)
   SpecMode auto_mode = SpecMode::Off;
   std::string auto_reason;
   bool ready = false;
@@ -141,6 +145,7 @@ class Engine {
   EngineInfo info_;  // guarded by mu_ for readers
   SpecMode auto_mode_ = SpecMode::Off;
   int64_t next_epoch_ = 1;
+  double last_stage_stats_ = 0;
 };
 
 }  // namespace tandem

@@ -71,23 +71,43 @@ void ModelGroup::report_stats() {
   MPI_Send(v.data(), kStatsDoubles, MPI_DOUBLE, 0, kTagStats, place_.p2p);
 }
 
-std::vector<GroupStats> ModelGroup::member_stats() {
+void ModelGroup::request_member_stats() {
+  if (stats_pending_) return;
   Step s;
   s.op = StepOp::Stats;
   s.logits = LogitsMode::None;
   (void)submit(std::move(s));
   int n = 1;
   MPI_Comm_size(place_.p2p, &n);
-  std::vector<GroupStats> all(n);
-  all[0] = stats();
-  for (int r = 1; r < n; ++r) {
+  stats_reply_.assign(n, GroupStats{});
+  stats_reply_[0] = stats();
+  stats_left_ = n - 1;
+  stats_pending_ = true;
+}
+
+std::optional<std::vector<GroupStats>> ModelGroup::poll_member_stats() {
+  if (!stats_pending_) return std::nullopt;
+  while (stats_left_ > 0) {
+    int flag = 0;
     MPI_Status st;
-    probe_polite(r, kTagStats, place_.p2p, &st);
+    MPI_Iprobe(MPI_ANY_SOURCE, kTagStats, place_.p2p, &flag, &st);
+    if (!flag) return std::nullopt;
     std::vector<double> v(kStatsDoubles);
-    MPI_Recv(v.data(), kStatsDoubles, MPI_DOUBLE, r, kTagStats, place_.p2p, MPI_STATUS_IGNORE);
-    all[r] = unpack_stats(v);
+    MPI_Recv(v.data(), kStatsDoubles, MPI_DOUBLE, st.MPI_SOURCE, kTagStats, place_.p2p, MPI_STATUS_IGNORE);
+    if (st.MPI_SOURCE > 0 && st.MPI_SOURCE < static_cast<int>(stats_reply_.size())) stats_reply_[st.MPI_SOURCE] = unpack_stats(v);
+    --stats_left_;
   }
-  return all;
+  stats_pending_ = false;
+  return std::move(stats_reply_);
+}
+
+std::vector<GroupStats> ModelGroup::member_stats() {
+  request_member_stats();
+  while (true) {
+    if (auto r = poll_member_stats()) return *r;
+    MPI_Status st;
+    probe_polite(MPI_ANY_SOURCE, kTagStats, place_.p2p, &st);
+  }
 }
 
 void ModelGroup::reap_sends(bool all) {
@@ -279,6 +299,7 @@ void ModelGroup::truncate(int slot, int length) {
 }
 
 void ModelGroup::shutdown() {
+  if (stats_pending_) (void)member_stats();  // no answer left unreceived
   Step s;
   s.op = StepOp::Shutdown;
   s.logits = LogitsMode::None;

@@ -79,6 +79,10 @@ class ModelGroup {
   // Master only: every member's stats (index = rank in the group, stage-major), taken after all
   // steps submitted so far have run on that member. Blocks until every member has answered.
   std::vector<GroupStats> member_stats();
+  // The same without blocking (serve's metrics): ask once, then poll between steps; the answer
+  // comes when the request has travelled down the pipeline behind the steps before it.
+  void request_member_stats();
+  std::optional<std::vector<GroupStats>> poll_member_stats();
   ThreadPool& pool() { return *pool_; }
 
  private:
@@ -109,6 +113,9 @@ class ModelGroup {
   GroupStats stats_;
   double p2p_seconds_ = 0;
   double wait_in_seconds_ = 0, send_seconds_ = 0;
+  bool stats_pending_ = false;
+  int stats_left_ = 0;
+  std::vector<GroupStats> stats_reply_;
 };
 
 }  // namespace tandem
