@@ -37,14 +37,20 @@ void add_stage_times(Json& j, const std::vector<GroupStats>& a, const std::vecto
     const double send = b[r].send_seconds - a[r].send_seconds;
     const double steps = static_cast<double>(b[r].steps - a[r].steps);
     const double rows = static_cast<double>(b[r].rows - a[r].rows);
+    const double dsteps = static_cast<double>(b[r].decode_steps - a[r].decode_steps);
+    const double drows = static_cast<double>(b[r].decode_rows - a[r].decode_rows);
+    const double dbusy = b[r].decode_compute_seconds - a[r].decode_compute_seconds;
     Json m;
     m["rank"] = r;
     m["stage"] = b[r].stage;
     m["tp_rank"] = b[r].tp_rank;
     m["wall_s"] = wall;
     m["steps"] = steps;
-    m["rows_per_step"] = steps > 0 ? rows / steps : 0.0;
-    m["busy_ms_per_step"] = steps > 0 ? 1e3 * busy / steps : 0.0;
+    // Per decode step (prompt chunks left out): this stage's T(rows) at rows_per_step.
+    m["decode_steps"] = dsteps;
+    m["rows_per_step"] = dsteps > 0 ? drows / dsteps : 0.0;
+    m["busy_ms_per_step"] = dsteps > 0 ? 1e3 * dbusy / dsteps : 0.0;
+    m["all_rows_per_step"] = steps > 0 ? rows / steps : 0.0;
     m["busy_pct"] = 100.0 * busy / wall;
     m["wait_in_pct"] = 100.0 * wait / wall;
     m["send_pct"] = 100.0 * send / wall;

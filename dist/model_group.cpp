@@ -1,5 +1,6 @@
 #include "dist/model_group.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dist/mpi_runtime.h"
@@ -48,7 +49,8 @@ namespace {
 std::vector<double> pack_stats(const GroupStats& g) {
   return {static_cast<double>(g.steps), static_cast<double>(g.rows), g.compute_seconds, g.comm_seconds,
           g.wait_in_seconds, g.send_seconds, g.wall_seconds, static_cast<double>(g.stage),
-          static_cast<double>(g.tp_rank)};
+          static_cast<double>(g.tp_rank), static_cast<double>(g.decode_steps), static_cast<double>(g.decode_rows),
+          g.decode_compute_seconds};
 }
 GroupStats unpack_stats(const std::vector<double>& v) {
   GroupStats g;
@@ -61,9 +63,12 @@ GroupStats unpack_stats(const std::vector<double>& v) {
   g.wall_seconds = v[6];
   g.stage = static_cast<int>(v[7]);
   g.tp_rank = static_cast<int>(v[8]);
+  g.decode_steps = static_cast<int64_t>(v[9]);
+  g.decode_rows = static_cast<int64_t>(v[10]);
+  g.decode_compute_seconds = v[11];
   return g;
 }
-constexpr int kStatsDoubles = 9;
+constexpr int kStatsDoubles = 12;
 }  // namespace
 
 void ModelGroup::report_stats() {
@@ -181,9 +186,17 @@ void ModelGroup::execute(const Step& s, std::vector<float>& hidden) {
   const bool head = model_.spec.has_head && s.logits != LogitsMode::None;
   auto st = forward_stage(model_, kv_, chunks, coll_, *pool_, scratch_, hidden, head ? &logits_local_ : nullptr);
   if (!st) mpi_abort_job("step " + std::to_string(s.id) + " failed on a group member: " + st.error().message);
-  stats_.compute_seconds += MPI_Wtime() - t0;
+  const double dt = MPI_Wtime() - t0;
+  stats_.compute_seconds += dt;
   ++stats_.steps;
   stats_.rows += step_rows(s);
+  // A prompt chunk: several tokens of which only the last gives logits.
+  const bool prefill = std::any_of(s.chunks.begin(), s.chunks.end(), [](const StepChunk& c) { return !c.all_logits && c.tokens.size() > 1; });
+  if (!prefill) {
+    ++stats_.decode_steps;
+    stats_.decode_rows += step_rows(s);
+    stats_.decode_compute_seconds += dt;
+  }
   if (head) finish_head(s, logits_local_);
 }
 

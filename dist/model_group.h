@@ -48,6 +48,9 @@ struct GroupStats {
   double wait_in_seconds = 0;
   double send_seconds = 0;
   double wall_seconds = 0;     // MPI_Wtime() when the snapshot was taken
+  // The same for decode steps only (no prompt chunk): T(rows) of this member's stage.
+  int64_t decode_steps = 0, decode_rows = 0;
+  double decode_compute_seconds = 0;
   int stage = 0, tp_rank = 0;
 };
 
