@@ -21,9 +21,52 @@ namespace {
 struct RunOpts {
   ClusterOptions cluster;
   std::string layer_split, speculation = "off", draft_len = "auto", prompt;
-  int seqs = 1, prompt_tokens = 32, gen_tokens = 64;
+  int seqs = 1, prompt_tokens = 32, gen_tokens = 64, micro_batches = 0;
   float temperature = 0;
 };
+
+// Per target member over the measured window: where its time went (dist/model_group.h). Flat
+// numeric fields per stage (TP rank 0 of each), so the drivers' medians cover them, plus the
+// detail of every member under "members".
+void add_stage_times(Json& j, const std::vector<GroupStats>& a, const std::vector<GroupStats>& b) {
+  Json members = Json::array();
+  for (size_t r = 0; r < a.size() && r < b.size(); ++r) {
+    const double wall = std::max(1e-9, b[r].wall_seconds - a[r].wall_seconds);
+    const double busy = b[r].compute_seconds - a[r].compute_seconds;
+    const double wait = b[r].wait_in_seconds - a[r].wait_in_seconds;
+    const double send = b[r].send_seconds - a[r].send_seconds;
+    const double steps = static_cast<double>(b[r].steps - a[r].steps);
+    const double rows = static_cast<double>(b[r].rows - a[r].rows);
+    const double dsteps = static_cast<double>(b[r].decode_steps - a[r].decode_steps);
+    const double drows = static_cast<double>(b[r].decode_rows - a[r].decode_rows);
+    const double dbusy = b[r].decode_compute_seconds - a[r].decode_compute_seconds;
+    Json m;
+    m["rank"] = r;
+    m["stage"] = b[r].stage;
+    m["tp_rank"] = b[r].tp_rank;
+    m["wall_s"] = wall;
+    m["steps"] = steps;
+    // Per decode step (prompt chunks left out): this stage's T(rows) at rows_per_step.
+    m["decode_steps"] = dsteps;
+    m["rows_per_step"] = dsteps > 0 ? drows / dsteps : 0.0;
+    m["busy_ms_per_step"] = dsteps > 0 ? 1e3 * dbusy / dsteps : 0.0;
+    m["all_rows_per_step"] = steps > 0 ? rows / steps : 0.0;
+    m["busy_pct"] = 100.0 * busy / wall;
+    m["wait_in_pct"] = 100.0 * wait / wall;
+    m["send_pct"] = 100.0 * send / wall;
+    m["other_pct"] = 100.0 * (wall - busy - wait - send) / wall;  // the master: the engine's own work
+    if (b[r].tp_rank == 0) {
+      const std::string s = std::to_string(b[r].stage);
+      j["busy_pct_s" + s] = m["busy_pct"];
+      j["wait_in_pct_s" + s] = m["wait_in_pct"];
+      j["busy_ms_per_step_s" + s] = m["busy_ms_per_step"];
+      j["rows_per_step_s" + s] = m["rows_per_step"];
+      if (r == 0) j["engine_pct"] = m["other_pct"];
+    }
+    members.push_back(std::move(m));
+  }
+  j["members"] = std::move(members);
+}
 
 int run(RunOpts& o) {
   auto rt = mpi_start(nullptr, nullptr);
@@ -57,6 +100,7 @@ int run(RunOpts& o) {
   eo.speculation = *parse_spec_mode(o.speculation);
   eo.draft_len = o.draft_len == "auto" ? 0 : std::stoi(o.draft_len);
   eo.max_draft_len = std::max(16, eo.draft_len);
+  eo.micro_batches = o.micro_batches;
   Engine engine(c, *tok, eo);
   // Warm caches and page in the weights; for auto, this is the start-up profile that picks the mode.
   if (eo.speculation == SpecMode::Auto) {
@@ -71,6 +115,7 @@ int run(RunOpts& o) {
   }
   const EngineInfo before = engine.info();
   const GroupStats gs0 = c.target->stats();
+  const std::vector<GroupStats> ms0 = c.target->member_stats();
 
   std::mt19937 rng(42);
   std::vector<std::shared_ptr<RequestStream>> streams;
@@ -113,6 +158,7 @@ int run(RunOpts& o) {
   }
   const EngineInfo after = engine.info();
   const GroupStats gs1 = c.target->stats();
+  const std::vector<GroupStats> ms1 = c.target->member_stats();
   const int64_t blocks = after.blocks - before.blocks;
   Json j;
   j["mode"] = o.speculation;
@@ -124,6 +170,7 @@ int run(RunOpts& o) {
   j["ranks"] = c.opts.layout.world_size();
   j["threads"] = c.opts.threads;
   j["seqs"] = o.seqs;
+  j["micro_batches"] = o.micro_batches > 0 ? o.micro_batches : c.opts.layout.pp;
   j["prompt_tokens"] = prompt;
   j["completion_tokens"] = completion;
   j["wall_s"] = wall;
@@ -135,6 +182,7 @@ int run(RunOpts& o) {
   j["comm_pct"] = 100.0 * (gs1.comm_seconds - gs0.comm_seconds) / std::max(1e-9, wall);
   j["wait_for_draft_pct"] = 100.0 * (after.wait_for_draft_s - before.wait_for_draft_s) / std::max(1e-9, wall);
   j["target_weight_bytes_per_token_rank0"] = c.target->model().bytes_per_token;
+  add_stage_times(j, ms0, ms1);
   engine.shutdown_groups();
   fmt::print("BENCH_JSON {}\n", j.dump());
   std::fflush(stdout);
@@ -156,6 +204,7 @@ void add_bench_run(CLI::App& bench) {
   c->add_option("--speculation", o->speculation, "off | sd | pearl | auto")->check(CLI::IsMember({"off", "sd", "pearl", "auto"}));
   c->add_option("--draft-len", o->draft_len, "auto or N");
   c->add_option("--seqs", o->seqs, "Concurrent sequences")->check(CLI::Range(1, 1024));
+  c->add_option("--micro-batches", o->micro_batches, "Micro-batches kept in flight (0: one per pipeline stage)")->check(CLI::Range(0, 64));
   c->add_option("--prompt", o->prompt, "Prompt text (default: random tokens)");
   c->add_option("--prompt-tokens", o->prompt_tokens, "Random prompt length")->check(CLI::Range(1, 1 << 16));
   c->add_option("--gen-tokens", o->gen_tokens, "Tokens generated per sequence")->check(CLI::Range(2, 1 << 16));

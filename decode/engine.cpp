@@ -60,7 +60,7 @@ Engine::Engine(Cluster& cluster, Tokenizer tok, EngineOptions o)
       gamma_(o.draft_len, o.max_draft_len) {
   const int max_seqs = cluster.opts.max_seqs;
   slots_.resize(max_seqs);
-  groups_.resize(cluster.opts.layout.pp);
+  groups_.resize(o.micro_batches > 0 ? o.micro_batches : cluster.opts.layout.pp);
   info_.max_seqs = max_seqs;
   info_.tested_at.assign(o_.max_draft_len + 1, 0);
   info_.accepted_at.assign(o_.max_draft_len + 1, 0);
@@ -568,6 +568,15 @@ Status Engine::loop(bool until_idle) {
   while (true) {
     admit();
     reap();
+    if (o_.stage_stats_seconds > 0) {
+      if (auto v = target_.poll_member_stats()) {
+        std::lock_guard lk(mu_);
+        info_.stages = std::move(*v);
+      } else if (now() - last_stage_stats_ >= o_.stage_stats_seconds) {
+        target_.request_member_stats();
+        last_stage_stats_ = now();
+      }
+    }
     bool any_active = false, any_flight = false, waiting_draft = false;
     for (auto& sp : slots_)
       if (sp) {

@@ -6,7 +6,8 @@
 // plain autoregressive, vanilla speculative (draft, then verify), or PEARL (draft ranks and
 // target ranks at once, with pre-verify and post-verify) — and all modes commit exactly the
 // target model's tokens (lossless rule in decode/spec_verify.h). With pipeline parallelism the
-// sequences form one micro-batch per stage, kept in flight together so every stage works.
+// sequences form micro-batches (one per stage unless EngineOptions::micro_batches says
+// otherwise), kept in flight together so every stage works.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -32,6 +33,14 @@ struct EngineOptions {
   int draft_len = 0;            // 0: adaptive
   int max_draft_len = 16;
   int prefill_chunk = 512;      // prompt tokens per step, over all sequences
+  // Micro-batches the running sequences are dealt into, each a step of its own kept in flight
+  // (0: one per pipeline stage). More than pp hides the master's per-result work and transfer
+  // latency behind other micro-batches' compute, at the price of reading every stage's weights
+  // once more per round.
+  int micro_batches = 0;
+  // Every this many seconds, ask the target's members for their busy/wait time (EngineInfo::
+  // stages, serve's metrics); non-blocking. 0: never.
+  double stage_stats_seconds = 0;
   VerifyRule verify_rule = VerifyRule::kLossless;  // tests only: a wrong rule shows the checks have teeth
 };
 
@@ -48,6 +57,7 @@ struct EngineInfo {
   int draft_len = 0;              // tokens asked of the drafter by the latest draft request
   Histogram step_seconds{latency_buckets()};  // target steps, as rank 0 sees them (all ranks of the group)
   int64_t prompt_tokens = 0;      // prompt tokens of admitted requests
+  std::vector<GroupStats> stages;  // every target member's cumulative time (stage_stats_seconds)
   SpecMode auto_mode = SpecMode::Off;
   std::string auto_reason;
   bool ready = false;
@@ -135,6 +145,7 @@ class Engine {
   EngineInfo info_;  // guarded by mu_ for readers
   SpecMode auto_mode_ = SpecMode::Off;
   int64_t next_epoch_ = 1;
+  double last_stage_stats_ = 0;
 };
 
 }  // namespace tandem

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 
@@ -89,6 +90,24 @@ ShardSpec draft_shard_spec(const Cluster& c) {
   return s;
 }
 
+// --layer-split as given; else, with pp > 1, stages balanced by the bytes a decode step streams
+// (the head and final norm on the last stage), so that no stage waits on a heavier neighbour.
+std::vector<int> stage_split(const ClusterOptions& o, const ModelFile& f) {
+  if (!o.layout.layer_split.empty() || o.layout.pp < 2) return o.layout.layer_split;
+  const int n = f.config.n_layers;
+  std::vector<double> layers(std::max(0, n), 0.0);
+  double head = 0;
+  for (const auto& t : f.tensors) {
+    if (t.name.rfind("blk.", 0) == 0) {
+      const int l = std::atoi(t.name.c_str() + 4);
+      if (l >= 0 && l < n) layers[l] += static_cast<double>(t.nbytes);
+    } else if (t.name.rfind("output", 0) == 0) {  // output.weight (or the tied alias), output_norm
+      head += static_cast<double>(t.nbytes);
+    }
+  }
+  return balanced_layer_split(layers, o.layout.pp, head);
+}
+
 bool holds_draft(const Cluster& c) {
   const bool model_draft = c.draft_spec.kind == DraftSpec::Kind::Model || c.draft_spec.kind == DraftSpec::Kind::Layers;
   return model_draft && (c.role.in_draft || (c.role.coordinator() && !c.remote_draft()));
@@ -97,7 +116,7 @@ bool holds_draft(const Cluster& c) {
 Result<std::vector<ByteRange>> target_file_needs(const Cluster& c, const ModelFile& f) {
   std::vector<ByteRange> all;
   if (c.role.in_target) {
-    auto stages = pipeline_stages(f.config.n_layers, c.opts.layout.pp, c.opts.layout.layer_split);
+    auto stages = pipeline_stages(f.config.n_layers, c.opts.layout.pp, stage_split(c.opts, f));
     if (!stages) return make_error("{}: {}", c.opts.model, stages.error().message);
     auto r = shard_file_ranges(f, target_shard_spec(c, *stages));
     if (!r) return r.error();
@@ -145,8 +164,13 @@ Status load_local(Cluster& c) {
   c.ctx = o.ctx > 0 ? o.ctx : c.target_file.config.ctx_len;
   if (c.ctx <= 0) return make_error("{}: the model has no context length; pass --ctx-size", o.model);
   const int n_layers = c.target_file.config.n_layers;
-  auto stages = pipeline_stages(n_layers, l.pp, l.layer_split);
+  auto stages = pipeline_stages(n_layers, l.pp, stage_split(o, c.target_file));
   if (!stages) return make_error("{}: {}", o.model, stages.error().message);
+  if (l.pp > 1 && c.role.coordinator()) {
+    std::string desc;
+    for (const auto& [b, e] : *stages) desc += fmt::format("{}{}", desc.empty() ? "" : ",", e - b);
+    spdlog::info("pipeline stages: {} layers{}", desc, l.layer_split.empty() ? " (balanced by bytes, head on the last stage)" : "");
+  }
 
   std::optional<ModelFile> draft_file;
   if (wants_draft_file) {

@@ -1,5 +1,6 @@
 #include "dist/model_group.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dist/mpi_runtime.h"
@@ -12,6 +13,7 @@ namespace {
 constexpr int kTagStep = 11;
 constexpr int kTagHidden = 12;
 constexpr int kTagResult = 13;
+constexpr int kTagStats = 14;
 constexpr size_t kMaxPendingSends = 16;
 
 struct ResultHeader {
@@ -34,7 +36,83 @@ ModelGroup::ModelGroup(GroupPlace place, ShardModel model, KvCache kv, int threa
 GroupStats ModelGroup::stats() const {
   GroupStats s = stats_;
   s.comm_seconds = coll_.comm_seconds + p2p_seconds_;
+  s.wait_in_seconds = wait_in_seconds_;
+  s.send_seconds = send_seconds_;
+  s.wall_seconds = MPI_Wtime();
+  s.stage = place_.stage;
+  s.tp_rank = place_.tp_rank;
   return s;
+}
+
+namespace {
+// GroupStats as plain doubles on the wire (the struct has ints too; keep the layout explicit).
+std::vector<double> pack_stats(const GroupStats& g) {
+  return {static_cast<double>(g.steps), static_cast<double>(g.rows), g.compute_seconds, g.comm_seconds,
+          g.wait_in_seconds, g.send_seconds, g.wall_seconds, static_cast<double>(g.stage),
+          static_cast<double>(g.tp_rank), static_cast<double>(g.decode_steps), static_cast<double>(g.decode_rows),
+          g.decode_compute_seconds};
+}
+GroupStats unpack_stats(const std::vector<double>& v) {
+  GroupStats g;
+  g.steps = static_cast<int64_t>(v[0]);
+  g.rows = static_cast<int64_t>(v[1]);
+  g.compute_seconds = v[2];
+  g.comm_seconds = v[3];
+  g.wait_in_seconds = v[4];
+  g.send_seconds = v[5];
+  g.wall_seconds = v[6];
+  g.stage = static_cast<int>(v[7]);
+  g.tp_rank = static_cast<int>(v[8]);
+  g.decode_steps = static_cast<int64_t>(v[9]);
+  g.decode_rows = static_cast<int64_t>(v[10]);
+  g.decode_compute_seconds = v[11];
+  return g;
+}
+constexpr int kStatsDoubles = 12;
+}  // namespace
+
+void ModelGroup::report_stats() {
+  const auto v = pack_stats(stats());
+  MPI_Send(v.data(), kStatsDoubles, MPI_DOUBLE, 0, kTagStats, place_.p2p);
+}
+
+void ModelGroup::request_member_stats() {
+  if (stats_pending_) return;
+  Step s;
+  s.op = StepOp::Stats;
+  s.logits = LogitsMode::None;
+  (void)submit(std::move(s));
+  int n = 1;
+  MPI_Comm_size(place_.p2p, &n);
+  stats_reply_.assign(n, GroupStats{});
+  stats_reply_[0] = stats();
+  stats_left_ = n - 1;
+  stats_pending_ = true;
+}
+
+std::optional<std::vector<GroupStats>> ModelGroup::poll_member_stats() {
+  if (!stats_pending_) return std::nullopt;
+  while (stats_left_ > 0) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kTagStats, place_.p2p, &flag, &st);
+    if (!flag) return std::nullopt;
+    std::vector<double> v(kStatsDoubles);
+    MPI_Recv(v.data(), kStatsDoubles, MPI_DOUBLE, st.MPI_SOURCE, kTagStats, place_.p2p, MPI_STATUS_IGNORE);
+    if (st.MPI_SOURCE > 0 && st.MPI_SOURCE < static_cast<int>(stats_reply_.size())) stats_reply_[st.MPI_SOURCE] = unpack_stats(v);
+    --stats_left_;
+  }
+  stats_pending_ = false;
+  return std::move(stats_reply_);
+}
+
+std::vector<GroupStats> ModelGroup::member_stats() {
+  request_member_stats();
+  while (true) {
+    if (auto r = poll_member_stats()) return *r;
+    MPI_Status st;
+    probe_polite(MPI_ANY_SOURCE, kTagStats, place_.p2p, &st);
+  }
 }
 
 void ModelGroup::reap_sends(bool all) {
@@ -44,6 +122,7 @@ void ModelGroup::reap_sends(bool all) {
       const double t0 = MPI_Wtime();
       MPI_Waitall(2, p.req, MPI_STATUSES_IGNORE);
       p2p_seconds_ += MPI_Wtime() - t0;
+      send_seconds_ += MPI_Wtime() - t0;
     } else {
       int done = 0;
       MPI_Testall(2, p.req, &done, MPI_STATUSES_IGNORE);
@@ -107,8 +186,17 @@ void ModelGroup::execute(const Step& s, std::vector<float>& hidden) {
   const bool head = model_.spec.has_head && s.logits != LogitsMode::None;
   auto st = forward_stage(model_, kv_, chunks, coll_, *pool_, scratch_, hidden, head ? &logits_local_ : nullptr);
   if (!st) mpi_abort_job("step " + std::to_string(s.id) + " failed on a group member: " + st.error().message);
-  stats_.compute_seconds += MPI_Wtime() - t0;
+  const double dt = MPI_Wtime() - t0;
+  stats_.compute_seconds += dt;
   ++stats_.steps;
+  stats_.rows += step_rows(s);
+  // A prompt chunk: several tokens of which only the last gives logits.
+  const bool prefill = std::any_of(s.chunks.begin(), s.chunks.end(), [](const StepChunk& c) { return !c.all_logits && c.tokens.size() > 1; });
+  if (!prefill) {
+    ++stats_.decode_steps;
+    stats_.decode_rows += step_rows(s);
+    stats_.decode_compute_seconds += dt;
+  }
   if (head) finish_head(s, logits_local_);
 }
 
@@ -159,6 +247,7 @@ StepResult ModelGroup::receive_result() {
   std::vector<uint8_t> buf(count);
   MPI_Recv(buf.data(), count, MPI_BYTE, last, kTagResult, place_.p2p, MPI_STATUS_IGNORE);
   p2p_seconds_ += MPI_Wtime() - t0;
+  wait_in_seconds_ += MPI_Wtime() - t0;
   ResultHeader h;
   std::memcpy(&h, buf.data(), sizeof(h));
   StepResult r;
@@ -223,6 +312,7 @@ void ModelGroup::truncate(int slot, int length) {
 }
 
 void ModelGroup::shutdown() {
+  if (stats_pending_) (void)member_stats();  // no answer left unreceived
   Step s;
   s.op = StepOp::Shutdown;
   s.logits = LogitsMode::None;
@@ -236,6 +326,7 @@ void ModelGroup::serve() {
   std::vector<int32_t> desc;
   std::vector<float> hidden;
   while (true) {
+    const double t_wait = MPI_Wtime();
     if (place_.stage == 0) {
       int len = 0;
       MPI_Request r;
@@ -260,8 +351,10 @@ void ModelGroup::serve() {
       MPI_Recv(hidden.data(), static_cast<int>(hidden.size()), MPI_FLOAT, prev, kTagHidden, place_.p2p, MPI_STATUS_IGNORE);
       p2p_seconds_ += MPI_Wtime() - t0;
     }
+    wait_in_seconds_ += MPI_Wtime() - t_wait;
     execute(*step, hidden);
     if (place_.stage + 1 < place_.pp) pass_down(*step, desc, std::move(hidden));
+    if (step->op == StepOp::Stats) report_stats();
     hidden.clear();
     if (step->op == StepOp::Shutdown) break;
   }

@@ -35,10 +35,23 @@ struct StepResult {
   std::vector<float> logits;    // Full: n_rows × n_vocab
 };
 
+// One member's time, cumulative since it started (differences of two snapshots give a window).
+// busy = compute_seconds; wait_in = idle, waiting for work: a worker for the next step (descriptor
+// and activations from the previous stage), the master for results from the last stage; send =
+// blocked completing sends. What the master spends outside these is the engine's own work
+// (planning, sampling, detokenizing): wall - compute - wait_in - send.
 struct GroupStats {
-  int64_t steps = 0;
+  int64_t steps = 0;           // forward steps executed
+  int64_t rows = 0;            // activation rows over those steps
   double compute_seconds = 0;  // inside forward_stage (collectives included)
   double comm_seconds = 0;     // collectives + pipeline transfers
+  double wait_in_seconds = 0;
+  double send_seconds = 0;
+  double wall_seconds = 0;     // MPI_Wtime() when the snapshot was taken
+  // The same for decode steps only (no prompt chunk): T(rows) of this member's stage.
+  int64_t decode_steps = 0, decode_rows = 0;
+  double decode_compute_seconds = 0;
+  int stage = 0, tp_rank = 0;
 };
 
 class ModelGroup {
@@ -66,6 +79,13 @@ class ModelGroup {
   const KvCache& kv() const { return kv_; }
   const GroupPlace& place() const { return place_; }
   GroupStats stats() const;
+  // Master only: every member's stats (index = rank in the group, stage-major), taken after all
+  // steps submitted so far have run on that member. Blocks until every member has answered.
+  std::vector<GroupStats> member_stats();
+  // The same without blocking (serve's metrics): ask once, then poll between steps; the answer
+  // comes when the request has travelled down the pipeline behind the steps before it.
+  void request_member_stats();
+  std::optional<std::vector<GroupStats>> poll_member_stats();
   ThreadPool& pool() { return *pool_; }
 
  private:
@@ -74,6 +94,7 @@ class ModelGroup {
   void finish_head(const Step& s, std::vector<float>& local_logits);
   StepResult receive_result();
   void reap_sends(bool all);
+  void report_stats();
 
   GroupPlace place_;
   ShardModel model_;
@@ -94,6 +115,10 @@ class ModelGroup {
   std::deque<std::unique_ptr<PendingSend>> sends_;
   GroupStats stats_;
   double p2p_seconds_ = 0;
+  double wait_in_seconds_ = 0, send_seconds_ = 0;
+  bool stats_pending_ = false;
+  int stats_left_ = 0;
+  std::vector<GroupStats> stats_reply_;
 };
 
 }  // namespace tandem

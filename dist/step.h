@@ -10,7 +10,8 @@
 
 namespace tandem {
 
-enum class StepOp : int32_t { Forward = 1, Truncate = 2, Shutdown = 3 };
+// Stats: every member reports its GroupStats to the master (ordered after every earlier step).
+enum class StepOp : int32_t { Forward = 1, Truncate = 2, Shutdown = 3, Stats = 4 };
 // What the last stage returns for a Forward: nothing, per-row argmax (a max-loc reduction across
 // the vocab-parallel head: greedy needs no more), or full logits gathered to the master.
 enum class LogitsMode : int32_t { None = 0, Argmax = 1, Full = 2 };

@@ -213,7 +213,9 @@ int serve(ServeOptions& o) {
     if (c.remote_draft()) remote_channel(c.comms.heads)->shutdown();
     return finish_rank0(1);
   }
-  Engine engine(c, *tok, o.run.engine());
+  EngineOptions eo = o.run.engine();
+  eo.stage_stats_seconds = 5;  // per-member busy/wait for the metrics: one small message per member
+  Engine engine(c, *tok, eo);
   if (o.warmup && stopper.requested() == 0) {
     spdlog::info("warming up{}", engine.has_drafter() ? " (and profiling the speculation modes for 'auto')" : "");
     if (auto st = engine.warmup(); !st) spdlog::warn("warm-up failed: {}", st.error().message);

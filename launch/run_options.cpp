@@ -28,6 +28,8 @@ void add_run_options(CLI::App& c, RunOptions& o, bool server) {
   c.add_option("--ctx-size", o.ctx, "Context positions per sequence (default: the model's)")->check(CLI::Range(0, 1 << 24));
   c.add_option("--kv-type", o.kv_type, "KV cache element type")->check(CLI::IsMember({"f16", "f32"}));
   c.add_option("--prefill-chunk", o.prefill_chunk, "Prompt tokens per step over all sequences")->check(CLI::Range(1, 1 << 20));
+  c.add_option("--micro-batches", o.micro_batches, "Micro-batches of the running sequences kept in flight (0: one per pipeline stage)")
+      ->check(CLI::Range(0, 64));
   if (server) {
     c.add_option("--max-seqs", o.max_seqs, "Sequences decoded together (KV slots)")->check(CLI::Range(1, 4096));
     c.add_option("--max-queue", o.max_queue, "Requests waiting for a slot before RESOURCE_EXHAUSTED")->check(CLI::Range(0, 1 << 20));
@@ -81,6 +83,7 @@ EngineOptions RunOptions::engine() const {
   e.draft_len = draft_len == "auto" ? 0 : std::stoi(draft_len);
   e.max_draft_len = std::max(16, e.draft_len);
   e.prefill_chunk = prefill_chunk;
+  e.micro_batches = micro_batches;
   return e;
 }
 

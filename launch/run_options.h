@@ -14,7 +14,7 @@ namespace tandem::cli {
 struct RunOptions {
   std::string model, tokenizer, draft, speculation = "auto", draft_len = "auto", layer_split, kv_type = "f16";
   std::string model_cache;
-  int tp = 1, pp = 1, draft_tp = -1, threads = 1, max_seqs = 1, ctx = 0, max_queue = 64, prefill_chunk = 512;
+  int tp = 1, pp = 1, draft_tp = -1, threads = 1, max_seqs = 1, ctx = 0, max_queue = 64, prefill_chunk = 512, micro_batches = 0;
   // Sampling and stopping (generate's request; serve takes them per request).
   int max_tokens = 128, top_k = 0, penalty_last_n = 64;
   float temperature = 0, top_p = 1, min_p = 0, repeat_penalty = 1, presence_penalty = 0, frequency_penalty = 0;

@@ -158,6 +158,21 @@ std::string Metrics::render(const EngineInfo* e, bool serving) const {
   w.sample("tandem_target_busy_seconds_total", i.target_busy_s);
   w.family("tandem_target_wait_for_draft_seconds_total", "counter", "Target side idle, waiting for a draft block");
   w.sample("tandem_target_wait_for_draft_seconds_total", i.wait_for_draft_s);
+  if (!i.stages.empty()) {
+    // Per target member (refreshed every few seconds): busy computing vs idle waiting for work.
+    auto each = [&](const char* name, const char* type, const char* help, auto value) {
+      w.family(name, type, help);
+      for (size_t r = 0; r < i.stages.size(); ++r)
+        w.sample(name, value(i.stages[r]),
+                 {{"rank", std::to_string(r)}, {"stage", std::to_string(i.stages[r].stage)}, {"tp_rank", std::to_string(i.stages[r].tp_rank)}});
+    };
+    each("tandem_stage_busy_seconds_total", "counter", "Target member's time computing its stage (collectives included)",
+         [](const GroupStats& g) { return g.compute_seconds; });
+    each("tandem_stage_wait_seconds_total", "counter",
+         "Target member's time idle, waiting for work (workers: the next step; rank 0: results of the last stage)",
+         [](const GroupStats& g) { return g.wait_in_seconds; });
+    each("tandem_stage_steps_total", "counter", "Forward steps the target member ran", [](const GroupStats& g) { return static_cast<double>(g.steps); });
+  }
   return std::move(w.out);
 }
 

@@ -1,5 +1,7 @@
 #include "shard/model/shard_spec.h"
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace tandem {
@@ -75,6 +77,40 @@ Result<std::vector<std::pair<int, int>>> pipeline_stages(int n_layers, int pp, c
   const auto b = split_even(n_layers, pp, 1);
   for (int i = 0; i < pp; ++i) st.emplace_back(b[i], b[i + 1]);
   return st;
+}
+
+std::vector<int> balanced_layer_split(const std::vector<double>& layer_bytes, int pp, double head_bytes) {
+  const int n = static_cast<int>(layer_bytes.size());
+  if (pp < 2 || pp > n) return {};
+  std::vector<double> pre(n + 1, 0);
+  for (int i = 0; i < n; ++i) pre[i + 1] = pre[i] + layer_bytes[i];
+  const auto even = split_even(n, pp, 1);
+  // best[k][i]: (largest stage, distance from even) splitting layers [0, i) into k stages.
+  using Cost = std::pair<double, int>;
+  const Cost inf{1e300, 0};
+  std::vector<std::vector<Cost>> best(pp + 1, std::vector<Cost>(n + 1, inf));
+  std::vector<std::vector<int>> from(pp + 1, std::vector<int>(n + 1, -1));
+  best[0][0] = {0, 0};
+  for (int k = 1; k <= pp; ++k)
+    for (int i = k; i <= n - (pp - k); ++i)
+      for (int j = k - 1; j < i; ++j) {
+        if (best[k - 1][j].first >= inf.first) continue;
+        const double stage = pre[i] - pre[j] + (k == pp ? head_bytes : 0.0);
+        const Cost c{std::max(best[k - 1][j].first, stage), best[k - 1][j].second + std::abs(i - even[k])};
+        // Equal maxima within a relative 1e-9 count as equal: then the more even split wins.
+        const bool tie = std::abs(c.first - best[k][i].first) <= 1e-9 * std::max(1.0, c.first);
+        if ((!tie && c.first < best[k][i].first) || (tie && c.second < best[k][i].second)) {
+          best[k][i] = c;
+          from[k][i] = j;
+        }
+      }
+  std::vector<int> split(pp);
+  for (int k = pp, i = n; k > 0; --k) {
+    const int j = from[k][i];
+    split[k - 1] = i - j;
+    i = j;
+  }
+  return split;
 }
 
 }  // namespace tandem

@@ -48,4 +48,11 @@ Result<ShardRanges> shard_ranges(const ModelConfig& c, const ShardSpec& s, Weigh
 // Contiguous pipeline stages: `pp` ranges of layers, or the user's --layer-split sizes.
 Result<std::vector<std::pair<int, int>>> pipeline_stages(int n_layers, int pp, const std::vector<int>& layer_split);
 
+// Layers per stage (a --layer-split) balanced by what a decode step streams: `layer_bytes[i]` for
+// layer i, plus `head_bytes` (final norm and output head) on the last stage. A bandwidth-bound
+// stage takes time in proportion to its bytes, so an even split leaves the last stage slower by
+// the head (TinyLlama-1.1B: 1.5 layers' worth). Minimises the largest stage; among equal maxima
+// keeps the split closest to even. Empty when pp < 2 or pp exceeds the layers.
+std::vector<int> balanced_layer_split(const std::vector<double>& layer_bytes, int pp, double head_bytes);
+
 }  // namespace tandem

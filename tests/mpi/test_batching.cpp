@@ -4,7 +4,7 @@
 // produces alone. Plain decoding is checked greedy and sampled (every uniform is keyed by the
 // request's seed and position, and the kernels are batch-invariant, so a sampled request does
 // not depend on its neighbours either); PEARL greedy. With pp 2 the batch is also split into
-// micro-batches that are in flight together.
+// micro-batches that are in flight together, also with more (or fewer) micro-batches than stages.
 #include <cstdio>
 
 #include "tests/mpi/mpi_support.h"
@@ -59,9 +59,10 @@ void check_invariance(Engine& e, const std::vector<GenerationRequest>& reqs, con
 }
 
 void batching_job(const ClusterOptions& o, const std::vector<std::pair<SpecMode, bool>>& runs,
-                  const std::string& what) {
+                  const std::string& what, int micro_batches = 0) {
   EngineOptions eo;
   eo.max_queue = 100;
+  eo.micro_batches = micro_batches;
   run_engine_job(o, eo, [&](Engine& e, Cluster&) {
     for (const auto& [mode, sampled] : runs)
       check_invariance(
@@ -83,6 +84,15 @@ TEST_F(Batching_np2, Pearl) {
   const SynthFiles f = batching_pair();
   batching_job(cluster_options(f.target, 1, 1, f.draft, 1, 4), {{SpecMode::Off, true}, {SpecMode::Pearl, false}},
                "tp1 + draft rank");
+}
+
+// Other micro-batch counts than one per stage: 1 (the stages take turns), 3 (uneven micro-batches
+// of the 4 slots, more steps in flight than stages), 4 (one sequence each): the same tokens.
+TEST_F(Batching_np2, Pp2MicroBatches) {
+  const SynthFiles f = batching_pair();
+  for (int m : {1, 3, 4})
+    batching_job(cluster_options(f.target, 1, 2, "", 0, 4), {{SpecMode::Off, true}},
+                 fmt::format("pp2, {} micro-batches", m), m);
 }
 
 TEST_F(Batching_np3, PearlPp2) {

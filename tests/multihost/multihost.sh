@@ -42,6 +42,11 @@ across() {  # NAME HOSTS-NEEDED tandem-mpirun-args… : runs across the current 
 
 # The first cluster doubles as the probe of what this machine allows (bridges, veth pairs).
 $HOSTS create 2 >/dev/null 2>"$WORK/create2.err" || { echo "SKIP: emulated hosts cannot be made here: $(tail -n 2 "$WORK/create2.err")"; exit 77; }
+# Binding: the emulated hosts are one machine, so tandem-mpirun must not bind, even outside `run`.
+bind_line=$(env -u OMPI_MCA_hwloc_base_binding_policy "$B/tandem-mpirun" --dry-run --hostfile /run/tandem-hosts/tmh/hostfile \
+  generate -m "$MODEL" --tp 2 2>&1 | grep '^tandem-mpirun: binding')
+if [[ "$bind_line" == "tandem-mpirun: binding none: "*"network namespace"* ]]; then echo "ok   binding: $bind_line"
+else fail "binding on emulated hosts: $bind_line"; fi
 across tp2 "${GEN[@]}" --tp 2
 across pp2 "${GEN[@]}" --pp 2
 across pearl "${GEN[@]}" --draft "$DRAFT" --speculation pearl   # draft-tp 1 inferred: the draft on host 1

@@ -18,6 +18,25 @@
 using namespace tandem;
 using namespace tandem::test;
 
+TEST(ShardSpec, BalancedLayerSplitCountsTheHead) {
+  const std::vector<double> l22(22, 1.0);
+  // TinyLlama-1.1B: the head is ~1.5 layers; even 11/11 leaves the last stage at 12.5.
+  EXPECT_EQ(balanced_layer_split(l22, 2, 1.49), (std::vector<int>{12, 10}));
+  // No head: the even split (ties keep it).
+  EXPECT_EQ(balanced_layer_split(l22, 2, 0.0), (std::vector<int>{11, 11}));
+  EXPECT_EQ(balanced_layer_split(std::vector<double>(5, 1.0), 2, 0.0), (std::vector<int>{3, 2}));
+  // A small head that cannot improve the maximum: the even split stays.
+  EXPECT_EQ(balanced_layer_split(std::vector<double>(4, 1.0), 2, 0.4), (std::vector<int>{2, 2}));
+  // Three stages, head of two layers: 4/5/3+2 (5/4/3+2 ties; the boundaries nearer even win).
+  EXPECT_EQ(balanced_layer_split(std::vector<double>(12, 1.0), 3, 2.0), (std::vector<int>{4, 5, 3}));
+  // Uneven layers: the heavy one alone.
+  EXPECT_EQ(balanced_layer_split({1, 1, 4, 1, 1}, 3, 0.0), (std::vector<int>{2, 1, 2}));
+  // Every stage keeps at least one layer, even under a huge head.
+  EXPECT_EQ(balanced_layer_split(std::vector<double>(3, 1.0), 3, 100.0), (std::vector<int>{1, 1, 1}));
+  EXPECT_TRUE(balanced_layer_split(std::vector<double>(3, 1.0), 1, 1.0).empty());
+  EXPECT_TRUE(balanced_layer_split(std::vector<double>(3, 1.0), 4, 1.0).empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // split_even
 
