@@ -27,11 +27,17 @@ struct CalOpts {
   std::string out = "profile.json", types = "q4_0,q8_0,q4_k,f16";
   int threads = 1, reps = 5;
   double link_latency_us = 10, link_gbs = 5;
+  bool plot = true;
 };
 
-// Allreduce and one-way send between ranks 0 and 1, fitted as latency + bytes / bandwidth.
-std::pair<Link, Link> measure_links(int rank) {
-  std::vector<std::pair<double, double>> ar, p2p;
+struct Links {
+  Link allreduce, send, bcast;
+};
+
+// Allreduce, one-way send and broadcast between ranks 0 and 1, each fitted as latency + bytes /
+// bandwidth.
+Links measure_links(int rank) {
+  std::vector<std::pair<double, double>> ar, p2p, bc;
   for (int bytes : {8, 1024, 8192, 65536, 262144, 1048576}) {
     const int n = bytes / 4 > 0 ? bytes / 4 : 1;
     std::vector<float> a(n, 1.f), b(n);
@@ -53,10 +59,24 @@ std::pair<Link, Link> measure_links(int rank) {
         }
       }
       const double t_pp = (MPI_Wtime() - t1) / iters / 2;
-      if (warm) ar.emplace_back(n * 4.0, t_ar), p2p.emplace_back(n * 4.0, t_pp);
+      // Broadcast from rank 0, timed until the receiver has it: a barrier-free ping (rank 1
+      // replies with a 1-int send) would add a send; instead time iters broadcasts followed by one
+      // barrier and charge the barrier's own cost measured just before.
+      MPI_Barrier(MPI_COMM_WORLD);
+      const double tb0 = MPI_Wtime();
+      for (int i = 0; i < iters; ++i) MPI_Barrier(MPI_COMM_WORLD);
+      const double t_barrier = (MPI_Wtime() - tb0) / iters;
+      MPI_Barrier(MPI_COMM_WORLD);
+      const double t2 = MPI_Wtime();
+      for (int i = 0; i < iters; ++i) {
+        MPI_Bcast(a.data(), n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Barrier(MPI_COMM_WORLD);
+      }
+      const double t_bc = std::max(1e-9, (MPI_Wtime() - t2) / iters - t_barrier);
+      if (warm) ar.emplace_back(n * 4.0, t_ar), p2p.emplace_back(n * 4.0, t_pp), bc.emplace_back(n * 4.0, t_bc);
     }
   }
-  return {fit_link(ar), fit_link(p2p)};
+  return {fit_link(ar), fit_link(p2p), fit_link(bc)};
 }
 
 int run_calibrate(const CalOpts& o) {
@@ -66,10 +86,15 @@ int run_calibrate(const CalOpts& o) {
     return 1;
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
-  Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar;
+  Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
-    if (rank < 2) std::tie(ar, p2p) = measure_links(rank);
+    if (size > 2) {
+      spdlog::error("calibrate measures the link between 2 ranks: run it on 1 or 2 (got {})", size);
+      return 2;
+    }
+    const Links l = measure_links(rank);
+    ar = l.allreduce, p2p = l.send, bc = l.bcast;
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -101,11 +126,13 @@ int run_calibrate(const CalOpts& o) {
   Profile p = measure_profile(co);
   p.intra = ar;
   p.link_source = source;
+  if (size >= 2) p.p2p = p2p, p.bcast = bc;
   Json j = to_json(p);
-  j["p2p"] = {{"latency_us", p2p.latency_s * 1e6}, {"gbs", p2p.bandwidth_Bps / 1e9}};
   j["threads_per_rank"] = o.threads;
-  spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s", source,
-               ar.latency_s * 1e6, ar.bandwidth_Bps / 1e9, p2p.latency_s * 1e6, p2p.bandwidth_Bps / 1e9);
+  spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "
+               "broadcast {:.1f} µs + bytes / {:.2f} GB/s",
+               source, ar.latency_s * 1e6, ar.bandwidth_Bps / 1e9, p2p.latency_s * 1e6, p2p.bandwidth_Bps / 1e9,
+               bc.latency_s * 1e6, bc.bandwidth_Bps / 1e9);
   for (int r = 1; r < size; ++r) {
     int done = 1;
     MPI_Send(&done, 1, MPI_INT, r, 9, MPI_COMM_WORLD);
@@ -116,7 +143,9 @@ int run_calibrate(const CalOpts& o) {
     return 1;
   }
   f << j.dump(2) << "\n";
+  f.close();
   std::printf("wrote %s\n", o.out.c_str());
+  if (o.plot) plot_json("plot_profile.py", o.out);
   return 0;
 }
 
@@ -286,6 +315,7 @@ struct ProjectOpts {
   std::string profile, json = "scaling-projection.json";
   double node_gbs = 100, node_mem_gib = 256, acceptance = 0.8, draft_fraction = 0.1;
   int cores = 32, max_nodes = 64, ctx = 512;
+  bool plot = true;
 };
 
 int run_project(const ProjectOpts& o) {
@@ -376,7 +406,9 @@ int run_project(const ProjectOpts& o) {
                        {"mode", r["mode"]}, {"layout", r["layout"]}, {"decode_tok_s", r["decode_tok_s"]}});
   print_table(table, {{"model", "model"}, {"weight_type", "type"}, {"net", "net"}, {"nodes", "nodes"}, {"mode", "mode"},
                       {"layout", "best layout"}, {"decode_tok_s", "decode tok/s (predicted)"}});
+  f.close();
   std::printf("wrote %s (predictions)\n", o.json.c_str());
+  if (o.plot) plot_json("plot_scaling.py", o.json);
   return 0;
 }
 
@@ -394,6 +426,7 @@ void add_bench_calibrate(CLI::App& bench) {
   c->add_option("--reps", o->reps, "Passes per row count (median)")->check(CLI::Range(1, 100))->capture_default_str();
   c->add_option("--link-latency-us", o->link_latency_us, "Link latency when not measured (1 rank)")->capture_default_str();
   c->add_option("--link-gbs", o->link_gbs, "Link bandwidth GB/s when not measured (1 rank)")->capture_default_str();
+  c->add_flag("!--no-plot", o->plot, "Do not chart T(rows)/T(1) next to the profile");
   c->callback([o] {
     if (const int rc = run_calibrate(*o)) throw CLI::RuntimeError(rc);
   });
@@ -411,6 +444,7 @@ void add_bench_calibrate(CLI::App& bench) {
   p->add_option("--acceptance", po->acceptance, "Draft acceptance rate α")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   p->add_option("--draft-fraction", po->draft_fraction, "Draft bytes / target bytes")->capture_default_str();
   p->add_option("--ctx", po->ctx, "Cached positions during decode")->capture_default_str();
+  p->add_flag("!--no-plot", po->plot, "Do not chart the projection next to its JSON");
   p->callback([po] {
     if (const int rc = run_project(*po)) throw CLI::RuntimeError(rc);
   });

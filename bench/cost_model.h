@@ -5,10 +5,12 @@
 //
 // A decode step is memory-bound: each rank streams its weight slice at its share of the read
 // bandwidth, times T(rows)/T(1) for a step over several rows (the compute profile). Around that:
-// the KV cache reads of attention, two allreduces per layer (TP), stage-to-stage sends (PP), and
-// for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
+// attention (its KV reads, or its calibrated cost per position when that is larger), two
+// allreduces per layer and a step broadcast (TP), stage-to-stage sends (PP), the engine's
+// per-step and per-sequence overhead, and for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,7 +56,15 @@ struct ClusterSpec {
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   // Per weight type, the share of the read bandwidth a GEMV streams at (calibrated; default 1).
   std::map<std::string, double> kernel_efficiency;
-  double step_overhead_s = 0;   // per engine step (sampling, scheduling)
+  double step_overhead_s = 0;   // per engine step (sampling, scheduling, verification)
+  double seq_overhead_s = 0;    // per step, per sequence beyond the first (sampling, bookkeeping)
+  // Per step of a TP group: rank 0 broadcasts the step's descriptor (absent: not charged).
+  std::optional<Link> bcast;
+  std::optional<Link> p2p;      // stage-to-stage sends (absent: the allreduce link)
+  // Attention compute per cached position per KV head, at attention_ref = n_q × head_dim query
+  // values per KV head (scaled by the model's); 0: attention is its KV bytes at read bandwidth.
+  double attention_s_per_pos = 0;
+  double attention_ref = 512;
   std::string source;           // where the constants came from (profile file, machine, date)
 
   int world() const { return nodes * ranks_per_node; }
