@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 struct McOptions {
   SynthOptions shape;
-  std::string profile, json, types = "q8_0,q4_0", spec_type = "q8_0", scales = "0.08,0.035,0.015",
+  std::string profile, repredict, json, types = "q8_0,q4_0", spec_type = "q8_0", scales = "0.08,0.035,0.015",
                            work_dir = "bench-models", hosts = "auto", links = "unshaped,10,1",
                            groups = "decode,batch,speculation,hosts";
   int runs = 3, gen_tokens = 64, prompt_tokens = 32;
@@ -117,6 +117,8 @@ Result<Validated> validate(const McOptions& o) {
   if (!v.groups.count("hosts")) v.hosts = 0;
   if (v.hosts != 0 && v.links.empty()) return make_error("--link-gbit: give at least one link rate");
   if (!o.profile.empty() && !fs::exists(o.profile)) return make_error("--profile {}: no such file", o.profile);
+  if (!o.repredict.empty() && !fs::exists(o.repredict)) return make_error("--repredict {}: no such file", o.repredict);
+  if (!o.repredict.empty() && !o.profile.empty()) return make_error("--repredict takes the profile of its own run; drop --profile");
   return v;
 }
 
@@ -190,9 +192,24 @@ int run_model_check(McOptions& o) {
   if (!o.json.empty()) fs::create_directories(fs::path(o.json).parent_path().empty() ? "." : fs::path(o.json).parent_path(), ec);
   const std::string bin = bin_dir() + "/tandem";
 
+  // --repredict: the measurements, profile and link fits of an earlier run; nothing is run.
+  Json old;
+  if (!o.repredict.empty()) {
+    std::ifstream f(o.repredict);
+    old = Json::parse(f, nullptr, false);
+    if (old.is_discarded() || !old.contains("results") || !old.contains("profile"))
+      return spdlog::error("--repredict {}: not a model-check JSON", o.repredict), 2;
+    o.runs = old.value("runs", o.runs);
+    o.gen_tokens = old.value("gen_tokens", o.gen_tokens);
+    o.prompt_tokens = old.value("prompt_tokens", o.prompt_tokens);
+  }
   // 1. Calibration (this machine, two ranks over shared memory), then the engine's overhead.
-  std::string profile_path = o.profile;
-  if (profile_path.empty()) {
+  std::string profile_path = !old.is_null() ? old.value("profile_file", o.repredict) : o.profile;
+  Result<Profile> prof = make_error("unset");
+  if (!old.is_null()) {
+    prof = profile_from_json(old["profile"], o.repredict);
+  } else {
+   if (profile_path.empty()) {
     profile_path = stem + "-profile.json";
     std::string types;
     std::set<std::string> seen;
@@ -207,13 +224,14 @@ int run_model_check(McOptions& o) {
       return 1;
     }
   }
-  auto prof = load_profile(profile_path);
+   prof = load_profile(profile_path);
+  }
   if (!prof) {
     spdlog::error("{}", prof.error().message);
     return 1;
   }
   Profile p = *prof;
-  if (p.overhead_source.empty()) {
+  if (p.overhead_source.empty() && old.is_null()) {
     if (auto st = measure_overhead(o, p); !st) {
       spdlog::error("engine overhead probe: {}", st.error().message);
       return 1;
@@ -225,7 +243,21 @@ int run_model_check(McOptions& o) {
   // 2. Emulated hosts and their TCP link fits.
   EmulatedHosts hosts("tmc");
   std::vector<std::pair<std::string, Profile>> tcp;  // (link, its calibration)
-  if (v->hosts != 0) {
+  if (!old.is_null()) {
+    if (old.contains("tcp_profiles"))
+      for (const auto& [link, j] : old["tcp_profiles"].items()) {
+        auto tp = profile_from_json(j, o.repredict);
+        if (!tp) return spdlog::error("{}", tp.error().message), 1;
+        tcp.emplace_back(link, *tp);
+      }
+    else if (old.contains("tcp_links"))  // the first runs kept only the allreduce fit
+      for (const auto& [link, j] : old["tcp_links"].items()) {
+        Profile tp = p;
+        tp.intra = Link{j["allreduce"]["latency_us"].get<double>() * 1e-6, j["allreduce"]["gbs"].get<double>() * 1e9};
+        tp.p2p = tp.bcast = tp.intra;
+        tcp.emplace_back(link, tp);
+      }
+  } else if (v->hosts != 0) {
     if (auto st = hosts.make(2, v->links); !st) {
       if (v->hosts == 2) {
         spdlog::error("{}", st.error().message);
@@ -335,7 +367,7 @@ int run_model_check(McOptions& o) {
         cases.back().run.tags["residual_scale"] = sc;
       }
     }
-  for (size_t i = 0; i < tcp.size() && i < hosts.made().size(); ++i) {
+  for (size_t i = 0; i < tcp.size(); ++i) {
     const auto& [link, tp] = tcp[i];
     ClusterSpec c = here;
     c.intra = c.inter = tp.intra;  // the emulated hosts share this machine's memory, not its links
@@ -343,7 +375,7 @@ int run_model_check(McOptions& o) {
     const auto it = models.count(st_name) ? models.find(st_name) : models.begin();
     const std::string label = fmt::format("tp2 TCP {}", link == "unshaped" ? link : link + " Gbit/s");
     add("hosts", it->first, label, it->second.first, it->second.second, {"--speculation", "off", "--tp", "2"},
-        {2, 1, {}, 0}, Mode::AR, 1, c, hosts.made()[i].first);
+        {2, 1, {}, 0}, Mode::AR, 1, c, i < hosts.made().size() ? hosts.made()[i].first : "");
   }
   if (cases.empty()) {
     spdlog::error("no configurations to run (--groups {})", o.groups);
@@ -353,7 +385,28 @@ int run_model_check(McOptions& o) {
   std::vector<Config> cfgs;
   for (const auto& k : cases) cfgs.push_back(k.run);
   spdlog::info("model-check: {} configurations × {} runs, interleaved", cfgs.size(), o.runs);
-  auto measured = run_interleaved(cfgs, o.runs);
+  Result<std::vector<Json>> measured = std::vector<Json>{};
+  if (old.is_null()) {
+    measured = run_interleaved(cfgs, o.runs);
+  } else {  // the earlier run's medians, matched by type and configuration
+    for (const auto& k : cases) {
+      const Json* hit = nullptr;
+      for (const auto& r : old["results"])
+        if (r.value("type", "") == k.row.type && r.value("config", "") == k.row.config) hit = &r;
+      if (!hit) return spdlog::error("--repredict: {} {} was not measured in {}", k.row.type, k.row.config, o.repredict), 1;
+      if (hit->contains("measured_raw")) {
+        measured->push_back((*hit)["measured_raw"]);
+        continue;
+      }
+      Json m{{"decode_tok_s", (*hit)["measured"]}, {"decode_tok_s_min", (*hit)["measured_min"]},
+             {"decode_tok_s_max", (*hit)["measured_max"]}, {"acceptance", hit->value("acceptance", 0.0)}};
+      if (hit->contains("draft_len")) m["draft_len"] = (*hit)["draft_len"]["measured"];
+      if (hit->contains("weight_gbs"))
+        m["target_weight_bytes_per_token_rank0"] =
+            (*hit)["weight_gbs"]["measured"].get<double>() * 1e9 / (*hit)["measured"].get<double>();
+      measured->push_back(m);
+    }
+  }
   if (!measured) {
     spdlog::error("{}", measured.error().message);
     return 1;
@@ -374,6 +427,16 @@ int run_model_check(McOptions& o) {
       r.gamma_measured = m.value("draft_len", 0.0);
       k.q.acceptance = r.acceptance;
     }
+    // SD/PEARL: the model's own best γ (what the planner assumes), and — the row's prediction —
+    // at the engine's measured mean draft length: the round-time model checked apart from the
+    // engine's draft-length policy.
+    double adaptive = 0;
+    int adaptive_gamma = 0;
+    if (k.q.mode != Mode::AR) {
+      auto pa = predict(k.shape, k.cluster, k.q);
+      if (pa) adaptive = pa->decode_tok_s, adaptive_gamma = pa->step.gamma;
+      if (r.gamma_measured > 0) k.q.gamma = std::max(1, static_cast<int>(std::lround(r.gamma_measured)));
+    }
     auto pr = predict(k.shape, k.cluster, k.q);
     if (!pr) {
       spdlog::error("{}: {}", k.run.name, pr.error().message);
@@ -381,6 +444,7 @@ int run_model_check(McOptions& o) {
     }
     r.predicted = k.q.batch > 1 ? pr->throughput_tok_s : pr->decode_tok_s;
     r.step = pr->step;
+    r.predicted_adaptive = adaptive, r.adaptive_gamma = adaptive_gamma;
     r.step_s = 1.0 / pr->decode_tok_s;
     if (k.q.mode == Mode::AR && k.q.batch == 1 && k.q.layout.world_size() == 1 && pr->step.weights > 0) {
       const double bytes = k.shape.n_layers * k.shape.layer_weight_bytes() + k.shape.head_bytes();
@@ -421,6 +485,7 @@ int run_model_check(McOptions& o) {
   std::vector<Json> out;
   for (const auto& r : rows) {
     Json j = to_json(r);
+    j["measured_raw"] = (*measured)[&r - rows.data()];
     j["range"] = fmt::format("{:.2f}–{:.2f}", r.measured_min, r.measured_max);
     j["within_15pct"] = std::abs(error_pct(r.predicted, r.measured)) <= 15 ? "yes" : "no";
     out.push_back(j);
@@ -452,6 +517,8 @@ int run_model_check(McOptions& o) {
     Json extra{{"profile_file", profile_path}, {"profile", to_json(p)}, {"runs", o.runs}, {"worst", wj},
                {"layout_auto", vj}, {"within_15pct", within}, {"configurations", rows.size()},
                {"gen_tokens", o.gen_tokens}, {"prompt_tokens", o.prompt_tokens}, {"context", ctx}};
+    for (const auto& [link, tp] : tcp) extra["tcp_profiles"][link] = to_json(tp);
+    if (!old.is_null()) extra["repredicted_from"] = o.repredict;
     for (const auto& [link, tp] : tcp)
       extra["tcp_links"][link] = {{"allreduce", {{"latency_us", tp.intra.latency_s * 1e6}, {"gbs", tp.intra.bandwidth_Bps / 1e9}}},
                                   {"source", tp.link_source}};
@@ -473,6 +540,8 @@ void add_bench_model_check(CLI::App& bench) {
       "batch 4/8 with pp1/pp2, AR/SD/PEARL at several acceptance levels, tp2 across 2 emulated hosts per link rate; "
       "predicted vs measured, the worst three with a reason, and --layout auto's pick per world size");
   c->add_option("--profile", o->profile, "Calibration profile to predict from (default: calibrate now)");
+  c->add_option("--repredict", o->repredict,
+                 "Predict again from an earlier run's JSON (its measurements, profile and link fits; runs nothing)");
   c->add_option("--runs", o->runs, "Runs of every configuration (interleaved; medians)")
       ->check(CLI::Range(1, 50))
       ->capture_default_str();

@@ -79,6 +79,61 @@ Links measure_links(int rank) {
   return {fit_link(ar), fit_link(p2p), fit_link(bc)};
 }
 
+// Pipeline hand-over, as one sequence crosses two stages: ranks 0 and 1 take turns doing a
+// stage's GEMV work (~10 ms, past the 5 ms the engine's polite wait spins before sleeping) and
+// wake each other with a 4-byte message through that wait. Per hop: (round − both ranks' work
+// alone) / 2. Returned on rank 0.
+double measure_hop_overhead(int rank) {
+  ThreadPool pool(1);
+  GemvLoad load(256);
+  load.run(pool);  // page in and warm
+  auto work_alone = [&] {
+    std::vector<double> ts;
+    for (int i = 0; i < 5; ++i) {
+      const double t0 = MPI_Wtime();
+      load.run(pool);
+      ts.push_back(MPI_Wtime() - t0);
+    }
+    return median(ts);
+  };
+  int token = 0;
+  MPI_Request req;
+  double w0 = 0, w1 = 0;
+  if (rank == 0) {  // rank 0 works alone while rank 1 waits politely, then the other way round
+    w0 = work_alone();
+    MPI_Send(&token, 1, MPI_INT, 1, 7301, MPI_COMM_WORLD);
+    MPI_Irecv(&w1, 1, MPI_DOUBLE, 1, 7302, MPI_COMM_WORLD, &req);
+    wait_polite(&req);
+  } else {
+    MPI_Irecv(&token, 1, MPI_INT, 0, 7301, MPI_COMM_WORLD, &req);
+    wait_polite(&req);
+    w1 = work_alone();
+    MPI_Send(&w1, 1, MPI_DOUBLE, 0, 7302, MPI_COMM_WORLD);
+  }
+  constexpr int kRounds = 12;
+  std::vector<double> rounds;
+  for (int i = 0; i < kRounds; ++i) {
+    if (rank == 0) {
+      const double t0 = MPI_Wtime();
+      load.run(pool);
+      MPI_Send(&token, 1, MPI_INT, 1, 7303, MPI_COMM_WORLD);
+      MPI_Irecv(&token, 1, MPI_INT, 1, 7304, MPI_COMM_WORLD, &req);
+      wait_polite(&req);
+      rounds.push_back(MPI_Wtime() - t0);
+    } else {
+      MPI_Irecv(&token, 1, MPI_INT, 0, 7303, MPI_COMM_WORLD, &req);
+      wait_polite(&req);
+      load.run(pool);
+      MPI_Send(&token, 1, MPI_INT, 0, 7304, MPI_COMM_WORLD);
+    }
+  }
+  if (rank != 0) return 0;
+  const double hop = std::max(0.0, (median(rounds) - w0 - w1) / 2);
+  spdlog::info("pipeline hand-over: stage work {:.2f} / {:.2f} ms alone, round {:.2f} ms: {:.0f} µs per hop", w0 * 1e3,
+               w1 * 1e3, median(rounds) * 1e3, hop * 1e6);
+  return hop;
+}
+
 int run_calibrate(const CalOpts& o) {
   auto rt = mpi_start(nullptr, nullptr);
   if (!rt) {
@@ -87,6 +142,7 @@ int run_calibrate(const CalOpts& o) {
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
   Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
+  double hop = 0;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
     if (size > 2) {
@@ -95,6 +151,7 @@ int run_calibrate(const CalOpts& o) {
     }
     const Links l = measure_links(rank);
     ar = l.allreduce, p2p = l.send, bc = l.bcast;
+    hop = measure_hop_overhead(rank);
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -126,7 +183,7 @@ int run_calibrate(const CalOpts& o) {
   Profile p = measure_profile(co);
   p.intra = ar;
   p.link_source = source;
-  if (size >= 2) p.p2p = p2p, p.bcast = bc;
+  if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(4));
   Json j = to_json(p);
   j["threads_per_rank"] = o.threads;
   spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "
@@ -330,7 +387,10 @@ int run_project(const ProjectOpts& o) {
   const double here = p->read_GBps.front().second;  // one core
   const double scale = (here / 1.0) / (o.node_gbs / o.cores);
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
-  for (const auto& [t, v] : p->compute)
+  auto measured = p->compute;
+  for (const auto& [t, v] : p->layer_compute)  // a whole layer's, when calibrated
+    if (!v.empty()) measured[t] = v;
+  for (const auto& [t, v] : measured)
     for (auto [r, f] : v) compute[t].emplace_back(r, 1.0 + std::max(0.0, f - 1.0) / scale);
   struct Net { const char* name; Link link; };
   // Assumed figures for MPI over TCP (not measured here): latency of a small message, line rate.
@@ -361,6 +421,13 @@ int run_project(const ProjectOpts& o) {
           c.inter = net.link;
           c.compute = compute;
           for (const auto& [tn, g] : p->gemv_GBps) c.kernel_efficiency[tn] = std::min(1.0, g / here);
+          for (const auto& [tn, g] : p->layer_gemv_GBps)  // a whole layer's shapes, when calibrated
+            if (g > 0) c.kernel_efficiency[tn] = std::min(1.0, g / here);
+          // Engine overhead is per-step CPU work, carried over as measured here; attention's
+          // compute per position is this machine's one-core figure spread over the node's cores.
+          c.step_overhead_s = p->step_overhead_s, c.seq_overhead_s = p->seq_overhead_s;
+          c.attention_s_per_pos = p->attention_s_per_pos / o.cores;
+          c.attention_ref = double(p->attention_n_q) * p->attention_head_dim;
           for (Mode md : {Mode::AR, Mode::SD, Mode::PEARL}) {
             Query q;
             q.mode = md, q.acceptance = o.acceptance, q.draft_fraction = o.draft_fraction, q.context = o.ctx;

@@ -33,9 +33,14 @@ std::vector<uint8_t> make_rows(WeightType t, int64_t rows, int64_t cols) {
   return out;
 }
 
-// GEMV bandwidth over one layer's matrices of TinyLlama's shape in decode order (q, k, v, o,
-// gate, up, down), copies rotated past the L3 as in measure_profile.
-double layer_gemv_gbs(WeightType t, ThreadPool& pool, size_t stream_MiB, int reps) {
+// One layer's matrices of TinyLlama's shape in decode order (q, k, v, o, gate, up, down), copies
+// rotated past the L3 as in measure_profile: the GEMV bandwidth at one row and T(rows)/T(1) of
+// the whole set (medians of `reps` rounds over every row count).
+struct LayerFit {
+  double gbs = 0;
+  std::vector<std::pair<int, double>> profile;
+};
+LayerFit layer_gemv(WeightType t, ThreadPool& pool, size_t stream_MiB, int reps, const std::vector<int>& row_counts) {
   constexpr int64_t kDim = 2048, kKv = 256, kFfn = 5632;
   const std::pair<int64_t, int64_t> shapes[] = {{kDim, kDim}, {kKv, kDim}, {kKv, kDim}, {kDim, kDim},
                                                 {kFfn, kDim}, {kFfn, kDim}, {kDim, kFfn}};
@@ -47,15 +52,21 @@ double layer_gemv_gbs(WeightType t, ThreadPool& pool, size_t stream_MiB, int rep
       mats.push_back(pack_matrix(t, rows, cols, src.data(), row_bytes(t, cols)));
       bytes += mats.back().bytes;
     }
-  std::vector<float> x(kFfn, 0.5f), y(kFfn);
+  const int max_rows = *std::max_element(row_counts.begin(), row_counts.end());
+  std::vector<float> x(static_cast<size_t>(kFfn) * max_rows, 0.5f), y(static_cast<size_t>(kFfn) * max_rows);
   for (const auto& m : mats) matmul(m, x.data(), 1, y.data(), m.rows, pool);
-  std::vector<double> ts;
-  for (int r = 0; r < reps; ++r) {
-    const double a = now_s();
-    for (const auto& m : mats) matmul(m, x.data(), 1, y.data(), m.rows, pool);
-    ts.push_back(now_s() - a);
-  }
-  return bytes / median(ts) / 1e9;
+  std::map<int, std::vector<double>> per;
+  for (int r = 0; r < reps; ++r)
+    for (int rows : row_counts) {
+      const double a = now_s();
+      for (const auto& m : mats) matmul(m, x.data(), rows, y.data(), m.rows, pool);
+      per[rows].push_back(now_s() - a);
+    }
+  LayerFit f;
+  const double t1 = median(per[row_counts.front()]);
+  f.gbs = bytes / t1 / 1e9;
+  for (int rows : row_counts) f.profile.emplace_back(rows, median(per[rows]) / t1);
+  return f;
 }
 
 // Attention of one query row over `ctx` positions: n_q heads sharing one F16 KV head (scores,
@@ -93,6 +104,19 @@ double attention_s(int n_q, int head_dim, int ctx, int reps) {
 }
 
 }  // namespace
+
+GemvLoad::GemvLoad(size_t MiB) : x_(2048, 0.5f), y_(5632) {
+  const auto src = make_rows(WeightType::Q8_0, 5632, 2048);
+  size_t bytes = 0;
+  while (bytes < (MiB << 20)) {
+    copies_.push_back(pack_matrix(WeightType::Q8_0, 5632, 2048, src.data(), row_bytes(WeightType::Q8_0, 2048)));
+    bytes += copies_.back().bytes;
+  }
+}
+
+void GemvLoad::run(ThreadPool& pool) {
+  for (const auto& c : copies_) matmul(c, x_.data(), 1, y_.data(), 5632, pool);
+}
 
 Profile measure_profile(const CalibrateOptions& o) {
   Profile p;
@@ -136,9 +160,14 @@ Profile measure_profile(const CalibrateOptions& o) {
     p.gemv_GBps[tn] = t1 > 0 ? copies[0].bytes / t1 / 1e9 : 0;
     std::string txt;
     for (auto [r, f] : prof) txt += fmt::format(" {}:{:.2f}", r, f);
-    p.layer_gemv_GBps[tn] = layer_gemv_gbs(t, pool, o.stream_MiB, o.reps);
-    spdlog::info("{}: GEMV {:.1f} GB/s (one layer's shapes: {:.1f} GB/s), T(rows)/T(1){}", tn, p.gemv_GBps[tn],
-                 p.layer_gemv_GBps[tn], txt);
+    // The whole layer, three times the passes: its rate sets every prediction's weight time.
+    const LayerFit lf = layer_gemv(t, pool, o.stream_MiB, 3 * o.reps, o.rows);
+    p.layer_gemv_GBps[tn] = lf.gbs;
+    p.layer_compute[tn] = lf.profile;
+    std::string ltxt;
+    for (auto [r, f] : lf.profile) ltxt += fmt::format(" {}:{:.2f}", r, f);
+    spdlog::info("{}: GEMV {:.1f} GB/s, T(rows)/T(1){}; one layer's shapes: {:.1f} GB/s, T(rows)/T(1){}", tn,
+                 p.gemv_GBps[tn], txt, lf.gbs, ltxt);
   }
   std::vector<std::pair<double, double>> pts;
   for (int ctx : o.attention_ctx) {
@@ -204,6 +233,11 @@ nlohmann::json to_json(const Profile& p) {
     j["gemv_gbs"][t] = p.gemv_GBps.at(t);
   }
   for (const auto& [t, g] : p.layer_gemv_GBps) j["layer_gemv_gbs"][t] = g;
+  for (const auto& [t, v] : p.layer_compute) {
+    Json a = Json::array();
+    for (auto [r, f] : v) a.push_back({r, f});
+    j["layer_compute"][t] = a;
+  }
   j["intra"] = {{"latency_us", p.intra.latency_s * 1e6}, {"gbs", p.intra.bandwidth_Bps / 1e9}, {"source", p.link_source}};
   if (p.p2p) j["p2p"] = {{"latency_us", p.p2p->latency_s * 1e6}, {"gbs", p.p2p->bandwidth_Bps / 1e9}};
   if (p.bcast) j["bcast"] = {{"latency_us", p.bcast->latency_s * 1e6}, {"gbs", p.bcast->bandwidth_Bps / 1e9}};
@@ -213,6 +247,7 @@ nlohmann::json to_json(const Profile& p) {
     j["attention"] = {{"n_q", p.attention_n_q}, {"head_dim", p.attention_head_dim}, {"kv", "f16"},
                       {"points_ctx_s", a}, {"ns_per_position", p.attention_s_per_pos * 1e9}};
   }
+  if (p.hop_overhead_s) j["hop_overhead_us"] = *p.hop_overhead_s * 1e6;
   if (!p.overhead_source.empty())
     j["engine_overhead"] = {{"step_us", p.step_overhead_s * 1e6}, {"seq_us", p.seq_overhead_s * 1e6},
                             {"source", p.overhead_source}};
@@ -242,6 +277,9 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
     };
     p.p2p = link("p2p");
     p.bcast = link("bcast");
+    if (j.contains("layer_compute"))
+      for (const auto& [t, v] : j["layer_compute"].items())
+        for (const auto& e : v) p.layer_compute[t].emplace_back(e.at(0).get<int>(), e.at(1).get<double>());
     if (j.contains("layer_gemv_gbs"))
       for (const auto& [t, v] : j["layer_gemv_gbs"].items()) p.layer_gemv_GBps[t] = v.get<double>();
     if (j.contains("attention")) {
@@ -251,6 +289,7 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
       p.attention_s_per_pos = a.at("ns_per_position").get<double>() * 1e-9;
       for (const auto& e : a.at("points_ctx_s")) p.attention.emplace_back(e.at(0).get<int>(), e.at(1).get<double>());
     }
+    if (j.contains("hop_overhead_us")) p.hop_overhead_s = j["hop_overhead_us"].get<double>() * 1e-6;
     if (j.contains("engine_overhead")) {
       const auto& e = j["engine_overhead"];
       p.step_overhead_s = e.at("step_us").get<double>() * 1e-6;
@@ -284,6 +323,8 @@ ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string&
   c.p2p = p.p2p;
   c.bcast = p.bcast;
   c.compute = p.compute;
+  for (const auto& [t, v] : p.layer_compute)  // a whole layer's T(rows)/T(1), when calibrated
+    if (!v.empty()) c.compute[t] = v;
   // The GEMV's share of the bandwidth: over a whole layer's shapes when measured (decode streams
   // all of them), else the one FFN matrix.
   for (const auto& [t, g] : p.gemv_GBps)
@@ -293,6 +334,7 @@ ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string&
   c.attention_s_per_pos = p.attention_s_per_pos;
   c.attention_ref = double(p.attention_n_q) * p.attention_head_dim;
   c.step_overhead_s = p.step_overhead_s;
+  c.hop_overhead_s = p.hop_overhead_s.value_or(0.0);
   c.seq_overhead_s = p.seq_overhead_s;
   c.source = fmt::format("{} ({}, {})", source, p.machine.value("cpu", "?"), p.machine.value("date", "?"));
   return c;

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "bench/cost_model.h"
+#include "shard/kernels/matmul.h"
+#include "shard/kernels/thread_pool.h"
 #include "shard/result.h"
 
 namespace tandem::bench {
@@ -30,6 +32,7 @@ struct Profile {
   std::map<std::string, double> gemv_GBps;
   // Per type: GEMV bandwidth over one layer's matrix shapes in decode order (0/absent: not measured).
   std::map<std::string, double> layer_gemv_GBps;
+  std::map<std::string, std::vector<std::pair<int, double>>> layer_compute;  // T(rows)/T(1) of the layer
   // Attention of one query row: seconds for (context positions) with one KV head shared by
   // attention_n_q query heads of attention_head_dim (F16 cache, scores + softmax + values).
   std::vector<std::pair<int, double>> attention;
@@ -40,6 +43,9 @@ struct Profile {
   // The engine's per-step overhead: s per step + s per extra sequence in the step (model-check).
   double step_overhead_s = 0, seq_overhead_s = 0;
   std::string overhead_source;
+  // A pipeline hand-over beyond the send itself: the waiting stage's wake-up (the engine's polite
+  // wait sleeps after 5 ms of spinning) and its interference, per hop (2 ranks: measured).
+  std::optional<double> hop_overhead_s;
   std::string link_source;    // "measured (mpi, 2 ranks)" or "assumed (flags)"
   double memory_GiB = 0;
   int cores = 1;
@@ -52,6 +58,17 @@ struct CalibrateOptions {
   int reps = 5;          // medians of this many passes over the copies
   size_t stream_MiB = 96;  // copies of each matrix: 3 × the 32 MiB L3
   std::vector<int> attention_ctx{64, 256, 1024, 4096};  // context lengths for attention's cost
+};
+
+// A stage's worth of decode work for the hand-over measurement: GEMV passes over copies of one
+// q8_0 matrix (5632 × 2048) past the L3.
+class GemvLoad {
+ public:
+  explicit GemvLoad(size_t MiB);
+  void run(ThreadPool& pool);  // one pass over every copy
+ private:
+  std::vector<PackedMatrix> copies_;
+  std::vector<float> x_, y_;
 };
 
 // Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.

@@ -43,7 +43,7 @@ std::string error_reason(const CheckRow& r) {
   }
   if (r.mode == "sd" || r.mode == "pearl") {
     if (r.gamma_measured > 0 && std::abs(r.gamma_measured - b.gamma) >= 1)
-      why.push_back(fmt::format("draft length: the model's best γ = {} against the engine's mean {:.1f}", b.gamma,
+      why.push_back(fmt::format("draft length: predicted at γ = {} against the engine's mean {:.1f}", b.gamma,
                                 r.gamma_measured));
     if (r.mode == "pearl" && err > 0)
       why.push_back("PEARL's overlap: the model assumes the draft of the next block runs fully in parallel with "
@@ -102,7 +102,8 @@ nlohmann::json to_json(const CheckRow& r) {
                      {"draft", r.step.draft * 1e3}}}};
   if (r.mode == "sd" || r.mode == "pearl") {
     j["acceptance"] = r.acceptance;
-    j["draft_len"] = {{"measured", r.gamma_measured}, {"predicted", r.step.gamma}};
+    j["draft_len"] = {{"measured", r.gamma_measured}, {"predicted", r.step.gamma}, {"adaptive", r.adaptive_gamma}};
+    j["predicted_adaptive_gamma"] = r.predicted_adaptive;
   }
   if (r.weight_gbs_measured > 0)
     j["weight_gbs"] = {{"measured", r.weight_gbs_measured}, {"predicted", r.weight_gbs_predicted}};

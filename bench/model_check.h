@@ -24,6 +24,9 @@ struct CheckRow {
   Breakdown step;         // the prediction's parts (seconds per step of one sequence)
   double step_s = 0;      // predicted seconds per step (1 / decode for AR)
   double weight_gbs_predicted = 0, weight_gbs_measured = 0;  // one sequence, AR: bytes × tok/s
+  // SD/PEARL: the prediction at the model's own best draft length (the row's is at the measured γ).
+  double predicted_adaptive = 0;
+  int adaptive_gamma = 0;
   std::string reason;     // filled for rows outside the tolerance
 };
 

@@ -115,6 +115,7 @@ TEST(Calibration, LineFitAndStepOverhead) {
 TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
   Profile p = sample_profile();
   p.layer_gemv_GBps["q8_0"] = 20;
+  p.layer_compute["q8_0"] = {{1, 1.0}, {4, 1.5}};
   p.p2p = Link{3e-6, 8e9};
   p.bcast = Link{4e-6, 2e9};
   p.attention = {{64, 1e-6}, {256, 2e-6}};
@@ -131,6 +132,7 @@ TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
   EXPECT_NEAR(back->seq_overhead_s, 12e-6, 1e-15);
   const ClusterSpec c = cluster_from_profile(*back, 2, "test");
   EXPECT_DOUBLE_EQ(c.kernel_efficiency.at("q8_0"), 20.0 / 25.0);  // the whole layer's GEMV, not the one matrix
+  EXPECT_EQ(c.compute.at("q8_0"), p.layer_compute.at("q8_0"));     // and its T(rows)/T(1)
   EXPECT_NEAR(c.attention_s_per_pos, 5e-9, 1e-20);
   EXPECT_DOUBLE_EQ(c.attention_ref, 512.0);
   EXPECT_NEAR(c.step_overhead_s, 250e-6, 1e-15);

@@ -328,3 +328,23 @@ TEST(CostModel, OverheadPerStepAndPerSequence) {
 
 }  // namespace
 }  // namespace tandem::bench
+
+namespace tandem::bench {
+namespace {
+
+TEST(CostModel, SharedBandwidthAndKernelRateTakeTheLower) {
+  const ModelShape m = small_shape();
+  const double half = 2.0 * (4 * (4.0 * 256 * 256 + 3.0 * 256 * 512) + 1000.0 * 256) / 2;
+  ClusterSpec c = one_node(2, 10);
+  c.kernel_efficiency["f16"] = 0.8;  // alone: 8 GB/s
+  Query q;
+  q.context = 0;
+  q.layout = Layout{2, 1, {}, 0};
+  c.node_read_GBps = 12;  // shared: 6 GB/s each, below the kernel's 8: bandwidth-bound at 6
+  EXPECT_NEAR(predict(m, c, q)->step.weights, half / 6e9, 1e-12);
+  c.node_read_GBps = 18;  // shared: 9 GB/s each, above the kernel's 8: the kernel's rate
+  EXPECT_NEAR(predict(m, c, q)->step.weights, half / 8e9, 1e-12);
+}
+
+}  // namespace
+}  // namespace tandem::bench

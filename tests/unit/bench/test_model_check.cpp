@@ -44,7 +44,7 @@ TEST(ModelCheck, ReasonsNameWhatTheRowKnows) {
   // Draft length off by more than one token.
   CheckRow sd = row("sd@0.035", 13, 10, 9.9, 10.1);
   sd.mode = "sd", sd.step.gamma = 6, sd.gamma_measured = 3.2, sd.step.weights = 1;
-  EXPECT_NE(error_reason(sd).find("γ = 6"), std::string::npos) << error_reason(sd);
+  EXPECT_NE(error_reason(sd).find("at γ = 6"), std::string::npos) << error_reason(sd);
   // Whole-decode streaming rate against the GEMV's.
   CheckRow w = row("tp1", 8, 10, 9.9, 10.1);
   w.step.weights = 1, w.weight_gbs_predicted = 10, w.weight_gbs_measured = 12.5;
