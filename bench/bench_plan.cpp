@@ -17,6 +17,7 @@
 #include "bench/cost_model.h"
 #include "dist/mpi_runtime.h"
 #include "dist/polite_wait.h"
+#include "shard/kernels/read_bandwidth.h"
 #include "shard/format/gguf_reader.h"
 #include "shard/format/model_config.h"
 
@@ -134,6 +135,21 @@ double measure_hop_overhead(int rank) {
   return hop;
 }
 
+// The node's read bandwidth as two ranks of one thread each see it: both stream at once (the
+// engine's tp2/pp2/PEARL layouts), GB/s summed over the ranks. Returned on rank 0.
+double measure_ranks_bandwidth(int rank) {
+  ThreadPool pool(1);
+  std::vector<double> sums;
+  for (int rep = 0; rep < 3; ++rep) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    double gbs = measure_read_bandwidth_gbs(pool, size_t{256} << 20, 3), total = 0;
+    MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    sums.push_back(total);
+  }
+  if (rank == 0) spdlog::info("read bandwidth, 2 ranks × 1 thread at once: {:.1f} GB/s", median(sums));
+  return median(sums);
+}
+
 int run_calibrate(const CalOpts& o) {
   auto rt = mpi_start(nullptr, nullptr);
   if (!rt) {
@@ -142,7 +158,7 @@ int run_calibrate(const CalOpts& o) {
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
   Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
-  double hop = 0;
+  double hop = 0, ranks_gbs = 0;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
     if (size > 2) {
@@ -152,6 +168,7 @@ int run_calibrate(const CalOpts& o) {
     const Links l = measure_links(rank);
     ar = l.allreduce, p2p = l.send, bc = l.bcast;
     hop = measure_hop_overhead(rank);
+    ranks_gbs = measure_ranks_bandwidth(rank);
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -184,6 +201,7 @@ int run_calibrate(const CalOpts& o) {
   p.intra = ar;
   p.link_source = source;
   if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(4));
+  if (ranks_gbs > 0) p.ranks_read_GBps = ranks_gbs;
   Json j = to_json(p);
   j["threads_per_rank"] = o.threads;
   spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "

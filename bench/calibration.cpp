@@ -247,6 +247,7 @@ nlohmann::json to_json(const Profile& p) {
     j["attention"] = {{"n_q", p.attention_n_q}, {"head_dim", p.attention_head_dim}, {"kv", "f16"},
                       {"points_ctx_s", a}, {"ns_per_position", p.attention_s_per_pos * 1e9}};
   }
+  if (p.ranks_read_GBps > 0) j["read_gbs_2ranks"] = p.ranks_read_GBps;
   if (p.hop_overhead_s) j["hop_overhead_us"] = *p.hop_overhead_s * 1e6;
   if (!p.overhead_source.empty())
     j["engine_overhead"] = {{"step_us", p.step_overhead_s * 1e6}, {"seq_us", p.seq_overhead_s * 1e6},
@@ -289,6 +290,7 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
       p.attention_s_per_pos = a.at("ns_per_position").get<double>() * 1e-9;
       for (const auto& e : a.at("points_ctx_s")) p.attention.emplace_back(e.at(0).get<int>(), e.at(1).get<double>());
     }
+    p.ranks_read_GBps = j.value("read_gbs_2ranks", 0.0);
     if (j.contains("hop_overhead_us")) p.hop_overhead_s = j["hop_overhead_us"].get<double>() * 1e-6;
     if (j.contains("engine_overhead")) {
       const auto& e = j["engine_overhead"];
@@ -318,6 +320,9 @@ ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string&
   c.rank_read_GBps = p.read_GBps.front().second;
   c.node_read_GBps = c.rank_read_GBps;
   for (auto [t, g] : p.read_GBps) c.node_read_GBps = std::max(c.node_read_GBps, g);
+  // The ranks' own figure when measured: what ranks of one thread each get together (one
+  // process's two threads can see less or more than two processes do).
+  if (p.ranks_read_GBps > 0) c.node_read_GBps = std::max(c.rank_read_GBps, p.ranks_read_GBps);
   c.rank_memory_GiB = p.memory_GiB > 0 ? p.memory_GiB / c.ranks_per_node : 16;
   c.intra = c.inter = p.intra;
   c.p2p = p.p2p;

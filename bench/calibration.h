@@ -27,6 +27,8 @@ namespace tandem::bench {
 struct Profile {
   nlohmann::json machine;                       // cpu, cores, memory, kernels, date
   std::vector<std::pair<int, double>> read_GBps;  // threads → GB/s
+  // Two ranks of one thread streaming at once, summed (measured under 2 MPI ranks; 0: not).
+  double ranks_read_GBps = 0;
   // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   std::map<std::string, double> gemv_GBps;

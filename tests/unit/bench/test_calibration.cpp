@@ -142,6 +142,13 @@ TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
   ASSERT_TRUE(old.ok());
   EXPECT_FALSE(old->bcast.has_value());
   EXPECT_EQ(cluster_from_profile(*old, 2, "t").step_overhead_s, 0.0);
+  // Two ranks streaming at once, when measured, set the node's bandwidth (else the best thread count).
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*old, 2, "t").node_read_GBps, 31.0);
+  Profile r = sample_profile();
+  r.ranks_read_GBps = 44;
+  auto rb = profile_from_json(to_json(r), "r");
+  ASSERT_TRUE(rb.ok());
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*rb, 2, "t").node_read_GBps, 44.0);
 }
 
 }  // namespace
