@@ -135,19 +135,30 @@ double measure_hop_overhead(int rank) {
   return hop;
 }
 
-// The node's read bandwidth as two ranks of one thread each see it: both stream at once (the
-// engine's tp2/pp2/PEARL layouts), GB/s summed over the ranks. Returned on rank 0.
-double measure_ranks_bandwidth(int rank) {
+// The node's bandwidth as two ranks of one thread each see it while both stream at once (the
+// engine's tp2/pp2/PEARL layouts), GB/s summed over the ranks: plain reads, and GEMV passes over
+// copies of a q8_0 matrix (what decode streams; the plain reads reach more). Returned on rank 0.
+std::pair<double, double> measure_ranks_bandwidth(int rank) {
   ThreadPool pool(1);
-  std::vector<double> sums;
+  GemvLoad load(128);
+  load.run(pool);
+  std::vector<double> reads, gemvs;
   for (int rep = 0; rep < 3; ++rep) {
     MPI_Barrier(MPI_COMM_WORLD);
     double gbs = measure_read_bandwidth_gbs(pool, size_t{256} << 20, 3), total = 0;
     MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    sums.push_back(total);
+    reads.push_back(total);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double t0 = MPI_Wtime();
+    for (int i = 0; i < 3; ++i) load.run(pool);
+    gbs = 3.0 * load.bytes() / (MPI_Wtime() - t0) / 1e9;
+    MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    gemvs.push_back(total);
   }
-  if (rank == 0) spdlog::info("read bandwidth, 2 ranks × 1 thread at once: {:.1f} GB/s", median(sums));
-  return median(sums);
+  if (rank == 0)
+    spdlog::info("2 ranks × 1 thread streaming at once: reads {:.1f} GB/s, q8_0 GEMV {:.1f} GB/s", median(reads),
+                 median(gemvs));
+  return {median(reads), median(gemvs)};
 }
 
 int run_calibrate(const CalOpts& o) {
@@ -158,7 +169,7 @@ int run_calibrate(const CalOpts& o) {
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
   Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
-  double hop = 0, ranks_gbs = 0;
+  double hop = 0, ranks_gbs = 0, ranks_gemv_gbs = 0;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
     if (size > 2) {
@@ -168,7 +179,7 @@ int run_calibrate(const CalOpts& o) {
     const Links l = measure_links(rank);
     ar = l.allreduce, p2p = l.send, bc = l.bcast;
     hop = measure_hop_overhead(rank);
-    ranks_gbs = measure_ranks_bandwidth(rank);
+    std::tie(ranks_gbs, ranks_gemv_gbs) = measure_ranks_bandwidth(rank);
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -201,7 +212,7 @@ int run_calibrate(const CalOpts& o) {
   p.intra = ar;
   p.link_source = source;
   if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(4));
-  if (ranks_gbs > 0) p.ranks_read_GBps = ranks_gbs;
+  if (ranks_gbs > 0) p.ranks_read_GBps = ranks_gbs, p.ranks_gemv_GBps = ranks_gemv_gbs;
   Json j = to_json(p);
   j["threads_per_rank"] = o.threads;
   spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "

@@ -112,6 +112,7 @@ GemvLoad::GemvLoad(size_t MiB) : x_(2048, 0.5f), y_(5632) {
     copies_.push_back(pack_matrix(WeightType::Q8_0, 5632, 2048, src.data(), row_bytes(WeightType::Q8_0, 2048)));
     bytes += copies_.back().bytes;
   }
+  bytes_ = bytes;
 }
 
 void GemvLoad::run(ThreadPool& pool) {
@@ -248,6 +249,7 @@ nlohmann::json to_json(const Profile& p) {
                       {"points_ctx_s", a}, {"ns_per_position", p.attention_s_per_pos * 1e9}};
   }
   if (p.ranks_read_GBps > 0) j["read_gbs_2ranks"] = p.ranks_read_GBps;
+  if (p.ranks_gemv_GBps > 0) j["gemv_gbs_2ranks"] = p.ranks_gemv_GBps;
   if (p.hop_overhead_s) j["hop_overhead_us"] = *p.hop_overhead_s * 1e6;
   if (!p.overhead_source.empty())
     j["engine_overhead"] = {{"step_us", p.step_overhead_s * 1e6}, {"seq_us", p.seq_overhead_s * 1e6},
@@ -291,6 +293,7 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
       for (const auto& e : a.at("points_ctx_s")) p.attention.emplace_back(e.at(0).get<int>(), e.at(1).get<double>());
     }
     p.ranks_read_GBps = j.value("read_gbs_2ranks", 0.0);
+    p.ranks_gemv_GBps = j.value("gemv_gbs_2ranks", 0.0);
     if (j.contains("hop_overhead_us")) p.hop_overhead_s = j["hop_overhead_us"].get<double>() * 1e-6;
     if (j.contains("engine_overhead")) {
       const auto& e = j["engine_overhead"];
@@ -323,6 +326,8 @@ ClusterSpec cluster_from_profile(const Profile& p, int ranks, const std::string&
   // The ranks' own figure when measured: what ranks of one thread each get together (one
   // process's two threads can see less or more than two processes do).
   if (p.ranks_read_GBps > 0) c.node_read_GBps = std::max(c.rank_read_GBps, p.ranks_read_GBps);
+  // Better still, what two ranks' GEMVs stream together: the node's bandwidth as decode uses it.
+  if (p.ranks_gemv_GBps > 0) c.node_read_GBps = std::max(c.rank_read_GBps, p.ranks_gemv_GBps);
   c.rank_memory_GiB = p.memory_GiB > 0 ? p.memory_GiB / c.ranks_per_node : 16;
   c.intra = c.inter = p.intra;
   c.p2p = p.p2p;

@@ -29,6 +29,7 @@ struct Profile {
   std::vector<std::pair<int, double>> read_GBps;  // threads → GB/s
   // Two ranks of one thread streaming at once, summed (measured under 2 MPI ranks; 0: not).
   double ranks_read_GBps = 0;
+  double ranks_gemv_GBps = 0;  // the same with q8_0 GEMV passes (what decode does)
   // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   std::map<std::string, double> gemv_GBps;
@@ -68,9 +69,11 @@ class GemvLoad {
  public:
   explicit GemvLoad(size_t MiB);
   void run(ThreadPool& pool);  // one pass over every copy
+  size_t bytes() const { return bytes_; }
  private:
   std::vector<PackedMatrix> copies_;
   std::vector<float> x_, y_;
+  size_t bytes_ = 0;
 };
 
 // Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.

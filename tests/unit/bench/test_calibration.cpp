@@ -149,6 +149,10 @@ TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
   auto rb = profile_from_json(to_json(r), "r");
   ASSERT_TRUE(rb.ok());
   EXPECT_DOUBLE_EQ(cluster_from_profile(*rb, 2, "t").node_read_GBps, 44.0);
+  r.ranks_gemv_GBps = 33;  // two ranks' GEMVs together: preferred over the plain reads
+  auto rg = profile_from_json(to_json(r), "r");
+  ASSERT_TRUE(rg.ok());
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*rg, 2, "t").node_read_GBps, 33.0);
 }
 
 }  // namespace
