@@ -17,6 +17,7 @@
 #include "bench/cost_model.h"
 #include "dist/mpi_runtime.h"
 #include "dist/polite_wait.h"
+#include "shard/kernels/read_bandwidth.h"
 #include "shard/format/gguf_reader.h"
 #include "shard/format/model_config.h"
 
@@ -27,11 +28,17 @@ struct CalOpts {
   std::string out = "profile.json", types = "q4_0,q8_0,q4_k,f16";
   int threads = 1, reps = 5;
   double link_latency_us = 10, link_gbs = 5;
+  bool plot = true;
 };
 
-// Allreduce and one-way send between ranks 0 and 1, fitted as latency + bytes / bandwidth.
-std::pair<Link, Link> measure_links(int rank) {
-  std::vector<std::pair<double, double>> ar, p2p;
+struct Links {
+  Link allreduce, send, bcast;
+};
+
+// Allreduce, one-way send and broadcast between ranks 0 and 1, each fitted as latency + bytes /
+// bandwidth.
+Links measure_links(int rank) {
+  std::vector<std::pair<double, double>> ar, p2p, bc;
   for (int bytes : {8, 1024, 8192, 65536, 262144, 1048576}) {
     const int n = bytes / 4 > 0 ? bytes / 4 : 1;
     std::vector<float> a(n, 1.f), b(n);
@@ -53,10 +60,105 @@ std::pair<Link, Link> measure_links(int rank) {
         }
       }
       const double t_pp = (MPI_Wtime() - t1) / iters / 2;
-      if (warm) ar.emplace_back(n * 4.0, t_ar), p2p.emplace_back(n * 4.0, t_pp);
+      // Broadcast from rank 0, timed until the receiver has it: a barrier-free ping (rank 1
+      // replies with a 1-int send) would add a send; instead time iters broadcasts followed by one
+      // barrier and charge the barrier's own cost measured just before.
+      MPI_Barrier(MPI_COMM_WORLD);
+      const double tb0 = MPI_Wtime();
+      for (int i = 0; i < iters; ++i) MPI_Barrier(MPI_COMM_WORLD);
+      const double t_barrier = (MPI_Wtime() - tb0) / iters;
+      MPI_Barrier(MPI_COMM_WORLD);
+      const double t2 = MPI_Wtime();
+      for (int i = 0; i < iters; ++i) {
+        MPI_Bcast(a.data(), n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Barrier(MPI_COMM_WORLD);
+      }
+      const double t_bc = std::max(1e-9, (MPI_Wtime() - t2) / iters - t_barrier);
+      if (warm) ar.emplace_back(n * 4.0, t_ar), p2p.emplace_back(n * 4.0, t_pp), bc.emplace_back(n * 4.0, t_bc);
     }
   }
-  return {fit_link(ar), fit_link(p2p)};
+  return {fit_link(ar), fit_link(p2p), fit_link(bc)};
+}
+
+// Pipeline hand-over, as one sequence crosses two stages: ranks 0 and 1 take turns doing a
+// stage's GEMV work (~10 ms, past the 5 ms the engine's polite wait spins before sleeping) and
+// wake each other with a 4-byte message through that wait. Per hop: (round − both ranks' work
+// alone) / 2. Returned on rank 0.
+double measure_hop_overhead(int rank) {
+  ThreadPool pool(1);
+  GemvLoad load(256);
+  load.run(pool);  // page in and warm
+  auto work_alone = [&] {
+    std::vector<double> ts;
+    for (int i = 0; i < 5; ++i) {
+      const double t0 = MPI_Wtime();
+      load.run(pool);
+      ts.push_back(MPI_Wtime() - t0);
+    }
+    return median(ts);
+  };
+  int token = 0;
+  MPI_Request req;
+  double w0 = 0, w1 = 0;
+  if (rank == 0) {  // rank 0 works alone while rank 1 waits politely, then the other way round
+    w0 = work_alone();
+    MPI_Send(&token, 1, MPI_INT, 1, 7301, MPI_COMM_WORLD);
+    MPI_Irecv(&w1, 1, MPI_DOUBLE, 1, 7302, MPI_COMM_WORLD, &req);
+    wait_polite(&req);
+  } else {
+    MPI_Irecv(&token, 1, MPI_INT, 0, 7301, MPI_COMM_WORLD, &req);
+    wait_polite(&req);
+    w1 = work_alone();
+    MPI_Send(&w1, 1, MPI_DOUBLE, 0, 7302, MPI_COMM_WORLD);
+  }
+  constexpr int kRounds = 12;
+  std::vector<double> rounds;
+  for (int i = 0; i < kRounds; ++i) {
+    if (rank == 0) {
+      const double t0 = MPI_Wtime();
+      load.run(pool);
+      MPI_Send(&token, 1, MPI_INT, 1, 7303, MPI_COMM_WORLD);
+      MPI_Irecv(&token, 1, MPI_INT, 1, 7304, MPI_COMM_WORLD, &req);
+      wait_polite(&req);
+      rounds.push_back(MPI_Wtime() - t0);
+    } else {
+      MPI_Irecv(&token, 1, MPI_INT, 0, 7303, MPI_COMM_WORLD, &req);
+      wait_polite(&req);
+      load.run(pool);
+      MPI_Send(&token, 1, MPI_INT, 0, 7304, MPI_COMM_WORLD);
+    }
+  }
+  if (rank != 0) return 0;
+  const double hop = std::max(0.0, (median(rounds) - w0 - w1) / 2);
+  spdlog::info("pipeline hand-over: stage work {:.2f} / {:.2f} ms alone, round {:.2f} ms: {:.0f} µs per hop", w0 * 1e3,
+               w1 * 1e3, median(rounds) * 1e3, hop * 1e6);
+  return hop;
+}
+
+// The node's bandwidth as two ranks of one thread each see it while both stream at once (the
+// engine's tp2/pp2/PEARL layouts), GB/s summed over the ranks: plain reads, and GEMV passes over
+// copies of a q8_0 matrix (what decode streams; the plain reads reach more). Returned on rank 0.
+std::pair<double, double> measure_ranks_bandwidth(int rank) {
+  ThreadPool pool(1);
+  GemvLoad load(128);
+  load.run(pool);
+  std::vector<double> reads, gemvs;
+  for (int rep = 0; rep < 3; ++rep) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    double gbs = measure_read_bandwidth_gbs(pool, size_t{256} << 20, 3), total = 0;
+    MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    reads.push_back(total);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double t0 = MPI_Wtime();
+    for (int i = 0; i < 3; ++i) load.run(pool);
+    gbs = 3.0 * load.bytes() / (MPI_Wtime() - t0) / 1e9;
+    MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    gemvs.push_back(total);
+  }
+  if (rank == 0)
+    spdlog::info("2 ranks × 1 thread streaming at once: reads {:.1f} GB/s, q8_0 GEMV {:.1f} GB/s", median(reads),
+                 median(gemvs));
+  return {median(reads), median(gemvs)};
 }
 
 int run_calibrate(const CalOpts& o) {
@@ -66,10 +168,18 @@ int run_calibrate(const CalOpts& o) {
     return 1;
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
-  Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar;
+  Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
+  double hop = 0, ranks_gbs = 0, ranks_gemv_gbs = 0;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
   if (size >= 2) {
-    if (rank < 2) std::tie(ar, p2p) = measure_links(rank);
+    if (size > 2) {
+      spdlog::error("calibrate measures the link between 2 ranks: run it on 1 or 2 (got {})", size);
+      return 2;
+    }
+    const Links l = measure_links(rank);
+    ar = l.allreduce, p2p = l.send, bc = l.bcast;
+    hop = measure_hop_overhead(rank);
+    std::tie(ranks_gbs, ranks_gemv_gbs) = measure_ranks_bandwidth(rank);
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -101,11 +211,14 @@ int run_calibrate(const CalOpts& o) {
   Profile p = measure_profile(co);
   p.intra = ar;
   p.link_source = source;
+  if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(4));
+  if (ranks_gbs > 0) p.ranks_read_GBps = ranks_gbs, p.ranks_gemv_GBps = ranks_gemv_gbs;
   Json j = to_json(p);
-  j["p2p"] = {{"latency_us", p2p.latency_s * 1e6}, {"gbs", p2p.bandwidth_Bps / 1e9}};
   j["threads_per_rank"] = o.threads;
-  spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s", source,
-               ar.latency_s * 1e6, ar.bandwidth_Bps / 1e9, p2p.latency_s * 1e6, p2p.bandwidth_Bps / 1e9);
+  spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "
+               "broadcast {:.1f} µs + bytes / {:.2f} GB/s",
+               source, ar.latency_s * 1e6, ar.bandwidth_Bps / 1e9, p2p.latency_s * 1e6, p2p.bandwidth_Bps / 1e9,
+               bc.latency_s * 1e6, bc.bandwidth_Bps / 1e9);
   for (int r = 1; r < size; ++r) {
     int done = 1;
     MPI_Send(&done, 1, MPI_INT, r, 9, MPI_COMM_WORLD);
@@ -116,7 +229,9 @@ int run_calibrate(const CalOpts& o) {
     return 1;
   }
   f << j.dump(2) << "\n";
+  f.close();
   std::printf("wrote %s\n", o.out.c_str());
+  if (o.plot) plot_json("plot_profile.py", o.out);
   return 0;
 }
 
@@ -286,6 +401,7 @@ struct ProjectOpts {
   std::string profile, json = "scaling-projection.json";
   double node_gbs = 100, node_mem_gib = 256, acceptance = 0.8, draft_fraction = 0.1;
   int cores = 32, max_nodes = 64, ctx = 512;
+  bool plot = true;
 };
 
 int run_project(const ProjectOpts& o) {
@@ -300,7 +416,10 @@ int run_project(const ProjectOpts& o) {
   const double here = p->read_GBps.front().second;  // one core
   const double scale = (here / 1.0) / (o.node_gbs / o.cores);
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
-  for (const auto& [t, v] : p->compute)
+  auto measured = p->compute;
+  for (const auto& [t, v] : p->layer_compute)  // a whole layer's, when calibrated
+    if (!v.empty()) measured[t] = v;
+  for (const auto& [t, v] : measured)
     for (auto [r, f] : v) compute[t].emplace_back(r, 1.0 + std::max(0.0, f - 1.0) / scale);
   struct Net { const char* name; Link link; };
   // Assumed figures for MPI over TCP (not measured here): latency of a small message, line rate.
@@ -331,6 +450,13 @@ int run_project(const ProjectOpts& o) {
           c.inter = net.link;
           c.compute = compute;
           for (const auto& [tn, g] : p->gemv_GBps) c.kernel_efficiency[tn] = std::min(1.0, g / here);
+          for (const auto& [tn, g] : p->layer_gemv_GBps)  // a whole layer's shapes, when calibrated
+            if (g > 0) c.kernel_efficiency[tn] = std::min(1.0, g / here);
+          // Engine overhead is per-step CPU work, carried over as measured here; attention's
+          // compute per position is this machine's one-core figure spread over the node's cores.
+          c.step_overhead_s = p->step_overhead_s, c.seq_overhead_s = p->seq_overhead_s;
+          c.attention_s_per_pos = p->attention_s_per_pos / o.cores;
+          c.attention_ref = double(p->attention_n_q) * p->attention_head_dim;
           for (Mode md : {Mode::AR, Mode::SD, Mode::PEARL}) {
             Query q;
             q.mode = md, q.acceptance = o.acceptance, q.draft_fraction = o.draft_fraction, q.context = o.ctx;
@@ -376,7 +502,9 @@ int run_project(const ProjectOpts& o) {
                        {"mode", r["mode"]}, {"layout", r["layout"]}, {"decode_tok_s", r["decode_tok_s"]}});
   print_table(table, {{"model", "model"}, {"weight_type", "type"}, {"net", "net"}, {"nodes", "nodes"}, {"mode", "mode"},
                       {"layout", "best layout"}, {"decode_tok_s", "decode tok/s (predicted)"}});
+  f.close();
   std::printf("wrote %s (predictions)\n", o.json.c_str());
+  if (o.plot) plot_json("plot_scaling.py", o.json);
   return 0;
 }
 
@@ -394,6 +522,7 @@ void add_bench_calibrate(CLI::App& bench) {
   c->add_option("--reps", o->reps, "Passes per row count (median)")->check(CLI::Range(1, 100))->capture_default_str();
   c->add_option("--link-latency-us", o->link_latency_us, "Link latency when not measured (1 rank)")->capture_default_str();
   c->add_option("--link-gbs", o->link_gbs, "Link bandwidth GB/s when not measured (1 rank)")->capture_default_str();
+  c->add_flag("!--no-plot", o->plot, "Do not chart T(rows)/T(1) next to the profile");
   c->callback([o] {
     if (const int rc = run_calibrate(*o)) throw CLI::RuntimeError(rc);
   });
@@ -411,6 +540,7 @@ void add_bench_calibrate(CLI::App& bench) {
   p->add_option("--acceptance", po->acceptance, "Draft acceptance rate α")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   p->add_option("--draft-fraction", po->draft_fraction, "Draft bytes / target bytes")->capture_default_str();
   p->add_option("--ctx", po->ctx, "Cached positions during decode")->capture_default_str();
+  p->add_flag("!--no-plot", po->plot, "Do not chart the projection next to its JSON");
   p->callback([po] {
     if (const int rc = run_project(*po)) throw CLI::RuntimeError(rc);
   });

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 
@@ -90,6 +91,17 @@ bool write_json(const std::string& path, const std::string& name, const std::vec
   f << j.dump(2) << "\n";
   spdlog::info("wrote {}", path);
   return true;
+}
+
+void plot_json(const std::string& script, const std::string& json_path) {
+  const char* py = "/usr/bin/python3";  // Debian's, with python3-matplotlib
+  if (std::system(fmt::format("{} -c 'import matplotlib' >/dev/null 2>&1", py).c_str()) != 0) {
+    spdlog::info("no python3-matplotlib: skipping the charts of {} (bench/{})", json_path, script);
+    return;
+  }
+  const std::string cmd = fmt::format("{} '{}/{}' '{}'", py, TANDEM_BENCH_DIR, script, json_path);
+  spdlog::info("charts: {}", cmd);
+  if (std::system(cmd.c_str()) != 0) spdlog::warn("the charts failed: {}", cmd);
 }
 
 }  // namespace tandem::bench

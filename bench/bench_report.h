@@ -19,5 +19,8 @@ void print_table(const std::vector<Json>& rows, const std::vector<std::pair<std:
 // Writes {"benchmark": name, "machine": {...}, "results": rows} to `path` (no-op when empty).
 bool write_json(const std::string& path, const std::string& name, const std::vector<Json>& rows, const Json& extra = {});
 Json machine_info();  // cpu model, cores, kernel level, memory
+// Draws the charts of a benchmark's JSON with bench/<script> (PNG and SVG next to the JSON) when
+// python3 with matplotlib is installed; says so and carries on when it is not.
+void plot_json(const std::string& script, const std::string& json_path);
 
 }  // namespace tandem::bench

@@ -1,17 +1,25 @@
 // Calibration: the constants the cost model needs, measured on this machine and kept as JSON
 // (profile.json), so `tandem plan` predicts from figures this machine produced.
 //
-// Measured here: the read bandwidth per thread count, and per weight type the step time T(rows)
+// Measured here: the read bandwidth per thread count; per weight type the step time T(rows)
 // of one representative matrix (2048 × 5632, TinyLlama's FFN, rotated over copies larger than
-// the L3 so weights come from DRAM as in decode). The links between ranks are fitted separately
-// (the command measures them when run on 2 MPI ranks) or taken from flags.
+// the L3 so weights come from DRAM as in decode) and the GEMV bandwidth over a whole layer's
+// matrix shapes (q, k, v, o, gate, up, down: decode streams all of them, not only the FFN's);
+// attention's cost per cached position. The links between ranks (allreduce, send, broadcast)
+// are fitted separately (the command measures them when run on 2 MPI ranks — over shared memory,
+// or TCP when the ranks are on two emulated hosts) or taken from flags. The engine's per-step
+// overhead (sampling, scheduling, verification) is measured through the engine by
+// `tandem bench model-check` (a tiny synthetic model whose weights cost next to nothing).
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/cost_model.h"
+#include "shard/kernels/matmul.h"
+#include "shard/kernels/thread_pool.h"
 #include "shard/result.h"
 
 namespace tandem::bench {
@@ -19,10 +27,28 @@ namespace tandem::bench {
 struct Profile {
   nlohmann::json machine;                       // cpu, cores, memory, kernels, date
   std::vector<std::pair<int, double>> read_GBps;  // threads → GB/s
+  // Two ranks of one thread streaming at once, summed (measured under 2 MPI ranks; 0: not).
+  double ranks_read_GBps = 0;
+  double ranks_gemv_GBps = 0;  // the same with q8_0 GEMV passes (what decode does)
   // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   std::map<std::string, double> gemv_GBps;
-  Link intra;                 // one message between two ranks of this host
+  // Per type: GEMV bandwidth over one layer's matrix shapes in decode order (0/absent: not measured).
+  std::map<std::string, double> layer_gemv_GBps;
+  std::map<std::string, std::vector<std::pair<int, double>>> layer_compute;  // T(rows)/T(1) of the layer
+  // Attention of one query row: seconds for (context positions) with one KV head shared by
+  // attention_n_q query heads of attention_head_dim (F16 cache, scores + softmax + values).
+  std::vector<std::pair<int, double>> attention;
+  int attention_n_q = 8, attention_head_dim = 64;
+  double attention_s_per_pos = 0;  // slope of the fit: seconds per position (per KV head)
+  Link intra;                 // allreduce between two ranks of this host
+  std::optional<Link> p2p, bcast;  // send / broadcast between two ranks (when measured)
+  // The engine's per-step overhead: s per step + s per extra sequence in the step (model-check).
+  double step_overhead_s = 0, seq_overhead_s = 0;
+  std::string overhead_source;
+  // A pipeline hand-over beyond the send itself: the waiting stage's wake-up (the engine's polite
+  // wait sleeps after 5 ms of spinning) and its interference, per hop (2 ranks: measured).
+  std::optional<double> hop_overhead_s;
   std::string link_source;    // "measured (mpi, 2 ranks)" or "assumed (flags)"
   double memory_GiB = 0;
   int cores = 1;
@@ -34,6 +60,20 @@ struct CalibrateOptions {
   int threads = 1;       // per rank, as the engine's benchmarks run
   int reps = 5;          // medians of this many passes over the copies
   size_t stream_MiB = 96;  // copies of each matrix: 3 × the 32 MiB L3
+  std::vector<int> attention_ctx{64, 256, 1024, 4096};  // context lengths for attention's cost
+};
+
+// A stage's worth of decode work for the hand-over measurement: GEMV passes over copies of one
+// q8_0 matrix (5632 × 2048) past the L3.
+class GemvLoad {
+ public:
+  explicit GemvLoad(size_t MiB);
+  void run(ThreadPool& pool);  // one pass over every copy
+  size_t bytes() const { return bytes_; }
+ private:
+  std::vector<PackedMatrix> copies_;
+  std::vector<float> x_, y_;
+  size_t bytes_ = 0;
 };
 
 // Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.
@@ -41,6 +81,11 @@ Profile measure_profile(const CalibrateOptions& o);
 
 // Least-squares fit of time = latency + bytes / bandwidth over (bytes, seconds) samples.
 Link fit_link(const std::vector<std::pair<double, double>>& samples);
+// Ordinary least squares y = a + b·x: {a, b}.
+std::pair<double, double> fit_line(const std::vector<std::pair<double, double>>& samples);
+// The engine's per-step overhead from probe runs: (sequences per step, seconds per step beyond
+// what the cost model charges without overhead) → {per step, per extra sequence}, each ≥ 0.
+std::pair<double, double> fit_step_overhead(const std::vector<std::pair<int, double>>& seqs_excess_s);
 
 nlohmann::json to_json(const Profile& p);
 Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& path);

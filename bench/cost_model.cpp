@@ -107,6 +107,14 @@ double efficiency(const ClusterSpec& c, WeightType t) {
   return e == c.kernel_efficiency.end() ? 1.0 : e->second;
 }
 
+// The rate a rank's GEMV streams its weights at while `bw` (bytes/s) is its share of the node's
+// bandwidth: the lower of that share and what the kernel reaches alone (efficiency × one rank's
+// bandwidth) — a roofline: a rank whose kernel is compute-limited alone loses nothing until its
+// share of the bandwidth drops below its compute rate.
+double gemv_rate(const ClusterSpec& c, WeightType t, double bw) {
+  return std::min(bw, efficiency(c, t) * 1e9 * c.rank_read_GBps);
+}
+
 int node_of(const ClusterSpec& c, int world_rank) { return world_rank / std::max(1, c.ranks_per_node); }
 
 // Read bandwidth (bytes/s) of one rank while `active` ranks of its node stream at the same time.
@@ -148,6 +156,7 @@ double allreduce_s(const Link& l, int p, double bytes) {
 struct RankSlice {  // what the heaviest rank (TP rank 0) of a stage holds and streams
   double layer_bytes = 0;  // per layer
   double kv_per_pos_layer = 0;
+  double kv_heads = 0;
   double head_bytes = 0;
 };
 
@@ -164,6 +173,7 @@ Result<RankSlice> slice_of(const ModelShape& m, int tp) {
   RankSlice out;
   out.layer_bytes = (m.dim * q * 2 + m.dim * kv * 2 + 3.0 * m.dim * r->n_ffn()) * bpw;
   out.kv_per_pos_layer = 2.0 * kv * 2.0;
+  out.kv_heads = r->n_kv_heads();
   out.head_bytes = double(r->n_vocab()) * m.dim * bpw;
   return out;
 }
@@ -182,14 +192,27 @@ double stage_step(const Ctx& x, int s, double rows, double seqs, double ctx, int
   const int layers = x.stages[s].second - x.stages[s].first;
   const bool last = s + 1 == static_cast<int>(x.stages.size());
   const double bw = shared_bw(x.c, active);
-  const double wbw = bw * efficiency(x.c, x.m.type);
+  const double wbw = gemv_rate(x.c, x.m.type, bw);
   const double weights = (layers * x.slice.layer_bytes + (last ? x.slice.head_bytes : 0)) / wbw *
                          compute_factor(x.c, x.m.type, rows);
-  const double attention = seqs * layers * ctx * x.slice.kv_per_pos_layer / bw;
+  // Attention: its K/V rows are read once per step for all query rows (bandwidth), and every
+  // query row computes over every position (calibrated compute); the larger of the two.
+  const double kv_read = seqs * layers * ctx * x.slice.kv_per_pos_layer / bw;
+  const double group = x.m.n_kv_heads > 0 ? double(x.m.n_heads) / x.m.n_kv_heads * x.m.head_dim : x.m.head_dim;
+  const double attn_compute = x.c.attention_s_per_pos > 0
+                                  ? rows * layers * x.slice.kv_heads * ctx * x.c.attention_s_per_pos *
+                                        group / x.c.attention_ref
+                                  : 0.0;
+  const double attention = std::max(kv_read, attn_compute);
   const Link& l = link_between(x.c, stage_ranks(x.q.layout, s));
   const int tp = x.q.layout.tp;
   double ar = 2.0 * layers * allreduce_s(l, tp, rows * x.m.dim * 4.0);
   if (last) ar += allreduce_s(l, tp, rows * 8.0);  // max-loc over the vocabulary slices
+  // The step's descriptor (its length, then its tokens and positions) broadcast to the TP group.
+  if (x.c.bcast && tp > 1) {
+    const Link& bl = &l == &x.c.inter ? x.c.inter : *x.c.bcast;
+    ar += 2.0 * allreduce_s(bl, tp, rows * 16.0);
+  }
   if (b) b->weights += weights, b->attention += attention, b->allreduce += ar;
   return weights + attention + ar;
 }
@@ -201,7 +224,8 @@ double hop_s(const Ctx& x, double rows) {
   double worst = 0;
   for (int s = 0; s + 1 < l.pp; ++s) {
     const Link& k = link_between(x.c, {target_world_rank(l, s, 0), target_world_rank(l, s + 1, 0)});
-    worst = std::max(worst, k.time(rows * x.m.dim * 4.0));
+    const Link& kk = &k == &x.c.intra && x.c.p2p ? *x.c.p2p : k;  // measured sends within a node
+    worst = std::max(worst, kk.time(rows * x.m.dim * 4.0));
   }
   return worst;
 }
@@ -213,7 +237,8 @@ double target_step(const Ctx& x, double rows, int extra_active_per_node, Breakdo
     const int active = max_per_node(x.c, stage_ranks(x.q.layout, s)) + extra_active_per_node;
     st.push_back(stage_step(x, s, rows, 1, x.q.context, active, b));
   }
-  const double hop = hop_s(x, rows);
+  // Stages in turn: each waits for the others' whole stage, long enough to fall asleep.
+  const double hop = hop_s(x, rows) + (x.q.layout.pp > 1 ? x.c.hop_overhead_s : 0.0);
   const double cycle = pipeline_cycle(st, hop, 1);
   if (b) {
     double busy = 0;
@@ -290,11 +315,11 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
     const double draft_bytes = q.draft_fraction * (m.n_layers * m.layer_weight_bytes() + m.head_bytes());
     double draft_tok = 0;
     if (q.mode == Mode::SD) {
-      draft_tok = draft_bytes / (efficiency(c, m.type) * shared_bw(c, max_per_node(c, stage_ranks(l, 0))));
+      draft_tok = draft_bytes / gemv_rate(c, m.type, shared_bw(c, max_per_node(c, stage_ranks(l, 0))));
     } else {
       std::vector<int> all = stage_ranks(l, 0);
       for (int r : draft_ranks(l)) all.push_back(r);
-      draft_tok = draft_bytes / l.draft_tp / (efficiency(c, m.type) * shared_bw(c, max_per_node(c, all)));
+      draft_tok = draft_bytes / l.draft_tp / gemv_rate(c, m.type, shared_bw(c, max_per_node(c, all)));
       draft_tok += 2.0 * q.draft_layers * allreduce_s(link_between(c, draft_ranks(l)), l.draft_tp, m.dim * 4.0);
     }
     if (q.draft_fraction > 0) draft_tok += c.step_overhead_s;
@@ -338,7 +363,11 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
       const int active = micro > 1 ? max_per_node(c, all) : max_per_node(c, stage_ranks(l, s));
       st.push_back(stage_step(x, s, rows, rows, q.context, active, nullptr));
     }
-    const double cycle = pipeline_cycle(st, hop_s(x, rows), micro) + micro * c.step_overhead_s;
+    const double per_step = c.step_overhead_s + (rows - 1) * c.seq_overhead_s;
+    // One micro-batch: stages in turn, as for one sequence; with several in flight the stages
+    // stay busy and rarely wait past the spin window.
+    const double hop = hop_s(x, rows) + (micro == 1 && l.pp > 1 ? c.hop_overhead_s : 0.0);
+    const double cycle = pipeline_cycle(st, hop, micro) + micro * per_step;
     p.throughput_tok_s = micro * rows / cycle;
   }
 

@@ -3,12 +3,15 @@
 // MPI, no clocks — every constant comes from a calibration profile or a cluster file, so the same
 // arithmetic plans for this machine and projects to machines that are not here.
 //
-// A decode step is memory-bound: each rank streams its weight slice at its share of the read
-// bandwidth, times T(rows)/T(1) for a step over several rows (the compute profile). Around that:
-// the KV cache reads of attention, two allreduces per layer (TP), stage-to-stage sends (PP), and
-// for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
+// A decode step is memory-bound: each rank streams its weight slice at the lower of its share of
+// the read bandwidth and the rate its GEMV reaches alone (kernel_efficiency × the bandwidth of
+// one rank), times T(rows)/T(1) for a step over several rows (the compute profile). Around that:
+// attention (its KV reads, or its calibrated cost per position when that is larger), two
+// allreduces per layer and a step broadcast (TP), stage-to-stage sends (PP), the engine's
+// per-step and per-sequence overhead, and for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,9 +55,20 @@ struct ClusterSpec {
   Link intra, inter;            // within a node, between nodes
   // T(rows)/T(1) per weight type name ("q4_k"), at increasing row counts; 1 at rows = 1.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
-  // Per weight type, the share of the read bandwidth a GEMV streams at (calibrated; default 1).
+  // Per weight type, the share of one rank's read bandwidth its GEMV streams at alone (calibrated;
+  // default 1); ranks sharing a node stream at the lower of this and their bandwidth share.
   std::map<std::string, double> kernel_efficiency;
-  double step_overhead_s = 0;   // per engine step (sampling, scheduling)
+  double step_overhead_s = 0;   // per engine step (sampling, scheduling, verification)
+  double seq_overhead_s = 0;    // per step, per sequence beyond the first (sampling, bookkeeping)
+  // Per step of a TP group: rank 0 broadcasts the step's descriptor (absent: not charged).
+  std::optional<Link> bcast;
+  std::optional<Link> p2p;      // stage-to-stage sends (absent: the allreduce link)
+  // Per hop of one sequence through the stages in turn: the idle stage's wake-up beyond the send.
+  double hop_overhead_s = 0;
+  // Attention compute per cached position per KV head, at attention_ref = n_q × head_dim query
+  // values per KV head (scaled by the model's); 0: attention is its KV bytes at read bandwidth.
+  double attention_s_per_pos = 0;
+  double attention_ref = 512;
   std::string source;           // where the constants came from (profile file, machine, date)
 
   int world() const { return nodes * ranks_per_node; }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Charts a calibration profile's compute profile: T(rows)/T(1) per weight type (measured).
 
-Usage: /usr/bin/python3 bench/plot_profile.py PROFILE.json OUT_STEM   -> OUT_STEM.png and .svg
+Usage: /usr/bin/python3 bench/plot_profile.py PROFILE.json [OUT_STEM]   -> OUT_STEM.png and .svg
+(OUT_STEM defaults to PROFILE-compute, next to the profile)
 The dotted line is T(rows)/T(1) = 1 (a step over many rows as cheap as one: purely bandwidth-bound);
 the dashed one is rows (no reuse of a weight across rows: purely compute-bound)."""
 import json
@@ -14,10 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main() -> int:
-    if len(sys.argv) < 3:
+    if len(sys.argv) < 2:
         print(__doc__)
         return 2
     p = json.load(open(sys.argv[1]))
+    stem = sys.argv[2] if len(sys.argv) > 2 else sys.argv[1].removesuffix(".json") + "-compute"
     fig, ax = plt.subplots(figsize=(5.5, 4))
     top = 1
     for t, pts in sorted(p["compute"].items()):
@@ -36,8 +38,8 @@ def main() -> int:
     ax.legend(fontsize=7)
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(f"{sys.argv[2]}.{ext}", dpi=110)
-        print(f"wrote {sys.argv[2]}.{ext}")
+        fig.savefig(f"{stem}.{ext}", dpi=110)
+        print(f"wrote {stem}.{ext}")
     return 0
 
 

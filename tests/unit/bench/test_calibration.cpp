@@ -94,3 +94,66 @@ TEST(Calibration, ClusterFileFieldsAndErrors) {
 
 }  // namespace
 }  // namespace tandem::bench
+
+namespace tandem::bench {
+namespace {
+
+TEST(Calibration, LineFitAndStepOverhead) {
+  const auto [a, b] = fit_line({{64, 1e-6 + 64 * 2e-9}, {256, 1e-6 + 256 * 2e-9}, {1024, 1e-6 + 1024 * 2e-9}});
+  EXPECT_NEAR(a, 1e-6, 1e-15);
+  EXPECT_NEAR(b, 2e-9, 1e-18);
+  // Excess per step of 1 and 8 sequences: 300 µs and 370 µs → 300 µs + 10 µs per extra sequence.
+  const auto [step, seq] = fit_step_overhead({{1, 300e-6}, {8, 370e-6}});
+  EXPECT_NEAR(step, 300e-6, 1e-12);
+  EXPECT_NEAR(seq, 10e-6, 1e-12);
+  // One sequence count: its mean; a negative excess (the model was slower) is clamped to 0.
+  EXPECT_NEAR(fit_step_overhead({{1, 2e-4}, {1, 4e-4}}).first, 3e-4, 1e-15);
+  EXPECT_EQ(fit_step_overhead({{1, -1e-4}}).first, 0.0);
+  EXPECT_EQ(fit_step_overhead({}).first, 0.0);
+}
+
+TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
+  Profile p = sample_profile();
+  p.layer_gemv_GBps["q8_0"] = 20;
+  p.layer_compute["q8_0"] = {{1, 1.0}, {4, 1.5}};
+  p.p2p = Link{3e-6, 8e9};
+  p.bcast = Link{4e-6, 2e9};
+  p.attention = {{64, 1e-6}, {256, 2e-6}};
+  p.attention_n_q = 8, p.attention_head_dim = 64, p.attention_s_per_pos = 5e-9;
+  p.step_overhead_s = 250e-6, p.seq_overhead_s = 12e-6, p.overhead_source = "probe";
+  auto back = profile_from_json(to_json(p), "mem");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_TRUE(back->p2p && back->bcast);
+  EXPECT_NEAR(back->bcast->latency_s, 4e-6, 1e-15);
+  EXPECT_NEAR(back->p2p->bandwidth_Bps, 8e9, 1e-3);
+  EXPECT_EQ(back->attention, p.attention);
+  EXPECT_NEAR(back->attention_s_per_pos, 5e-9, 1e-20);
+  EXPECT_NEAR(back->step_overhead_s, 250e-6, 1e-15);
+  EXPECT_NEAR(back->seq_overhead_s, 12e-6, 1e-15);
+  const ClusterSpec c = cluster_from_profile(*back, 2, "test");
+  EXPECT_DOUBLE_EQ(c.kernel_efficiency.at("q8_0"), 20.0 / 25.0);  // the whole layer's GEMV, not the one matrix
+  EXPECT_EQ(c.compute.at("q8_0"), p.layer_compute.at("q8_0"));     // and its T(rows)/T(1)
+  EXPECT_NEAR(c.attention_s_per_pos, 5e-9, 1e-20);
+  EXPECT_DOUBLE_EQ(c.attention_ref, 512.0);
+  EXPECT_NEAR(c.step_overhead_s, 250e-6, 1e-15);
+  ASSERT_TRUE(c.bcast.has_value());
+  // A profile without them (older calibrations) leaves them unset.
+  auto old = profile_from_json(to_json(sample_profile()), "old");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->bcast.has_value());
+  EXPECT_EQ(cluster_from_profile(*old, 2, "t").step_overhead_s, 0.0);
+  // Two ranks streaming at once, when measured, set the node's bandwidth (else the best thread count).
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*old, 2, "t").node_read_GBps, 31.0);
+  Profile r = sample_profile();
+  r.ranks_read_GBps = 44;
+  auto rb = profile_from_json(to_json(r), "r");
+  ASSERT_TRUE(rb.ok());
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*rb, 2, "t").node_read_GBps, 44.0);
+  r.ranks_gemv_GBps = 33;  // two ranks' GEMVs together: preferred over the plain reads
+  auto rg = profile_from_json(to_json(r), "r");
+  ASSERT_TRUE(rg.ok());
+  EXPECT_DOUBLE_EQ(cluster_from_profile(*rg, 2, "t").node_read_GBps, 33.0);
+}
+
+}  // namespace
+}  // namespace tandem::bench

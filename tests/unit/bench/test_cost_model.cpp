@@ -277,3 +277,74 @@ TEST(CostModel, PlannerRanksByDecodeAndNamesLayouts) {
 
 }  // namespace
 }  // namespace tandem::bench
+
+namespace tandem::bench {
+namespace {
+
+TEST(CostModel, CalibratedAttentionChargesEveryQueryRow) {
+  const ModelShape m = small_shape();  // 4 heads of 64, MHA: 64 query values per KV head
+  ClusterSpec c = one_node(1, 10);
+  c.attention_s_per_pos = 1e-6;  // per position per KV head at 512 query values per KV head
+  c.attention_ref = 512;
+  Query q;
+  q.context = 100;
+  auto p = predict(m, c, q);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  // 1 row × 4 layers × 4 KV heads × 100 positions × 1 µs × 64/512 = 200 µs, more than the KV
+  // reads (4 × 100 × 2 × 256 × 2 bytes / 10 GB/s = 41 µs).
+  EXPECT_NEAR(p->step.attention, 200e-6, 1e-12);
+  // A cheap compute term leaves the bandwidth term.
+  c.attention_s_per_pos = 1e-9;
+  EXPECT_NEAR(predict(m, c, q)->step.attention, 4 * 100 * 2 * 256 * 2.0 / 10e9, 1e-15);
+}
+
+TEST(CostModel, BroadcastPerTensorParallelStep) {
+  const ModelShape m = small_shape();
+  ClusterSpec c = one_node(2, 10);
+  Query q;
+  q.context = 0;
+  q.layout = Layout{2, 1, {}, 0};
+  const double without = predict(m, c, q)->step.allreduce;
+  c.bcast = Link{5e-6, 1e9};
+  // Two broadcasts (length, then the step's 16 bytes per row), one round each at tp 2.
+  EXPECT_NEAR(predict(m, c, q)->step.allreduce - without, 2 * (5e-6 + 16 / 1e9), 1e-12);
+  q.layout = Layout{1, 1, {}, 0};  // no TP group: nothing broadcast
+  EXPECT_EQ(predict(m, c, q)->step.allreduce, 0.0);
+}
+
+TEST(CostModel, OverheadPerStepAndPerSequence) {
+  const ModelShape m = small_shape();
+  ClusterSpec c = one_node(1, 10);
+  Query q;
+  q.context = 0, q.batch = 4;
+  const double bytes = 2.0 * (4 * (4.0 * 256 * 256 + 3.0 * 256 * 512) + 1000.0 * 256);
+  c.step_overhead_s = 100e-6, c.seq_overhead_s = 10e-6;
+  auto p = predict(m, c, q);
+  ASSERT_TRUE(p.ok());
+  EXPECT_NEAR(1.0 / p->decode_tok_s, bytes / 10e9 + 100e-6, 1e-12);  // one sequence: the step's only
+  // 4 rows in one step (no compute profile: T(4) = T(1)) + 100 µs + 3 × 10 µs.
+  EXPECT_NEAR(4.0 / p->throughput_tok_s, bytes / 10e9 + 130e-6, 1e-12);
+}
+
+}  // namespace
+}  // namespace tandem::bench
+
+namespace tandem::bench {
+namespace {
+
+TEST(CostModel, SharedBandwidthAndKernelRateTakeTheLower) {
+  const ModelShape m = small_shape();
+  const double half = 2.0 * (4 * (4.0 * 256 * 256 + 3.0 * 256 * 512) + 1000.0 * 256) / 2;
+  ClusterSpec c = one_node(2, 10);
+  c.kernel_efficiency["f16"] = 0.8;  // alone: 8 GB/s
+  Query q;
+  q.context = 0;
+  q.layout = Layout{2, 1, {}, 0};
+  c.node_read_GBps = 12;  // shared: 6 GB/s each, below the kernel's 8: bandwidth-bound at 6
+  EXPECT_NEAR(predict(m, c, q)->step.weights, half / 6e9, 1e-12);
+  c.node_read_GBps = 18;  // shared: 9 GB/s each, above the kernel's 8: the kernel's rate
+  EXPECT_NEAR(predict(m, c, q)->step.weights, half / 8e9, 1e-12);
+}
+
+}  // namespace
+}  // namespace tandem::bench

@@ -126,3 +126,38 @@ TEST(PlanCli, LauncherLayoutAutoTakesThePlannersBest) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PlanCli, ModelCheckRefusesBadArgumentsBeforeMeasuring) {
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"--types q8_0,q9_9", "--types: unknown weight type 'q9_9'"},
+      {"--spec-type nope", "--spec-type: unknown weight type 'nope'"},
+      {"--scales 0.03,abc", "--scales: 'abc' is not a non-negative number"},
+      {"--groups decode,speed", "--groups: unknown group 'speed'"},
+      {"--link-gbit 10,fast", "--link-gbit: 'fast' is neither a rate in Gbit/s nor 'unshaped'"},
+      {"--hosts 3", "--hosts: '3' must be auto, 0 (off) or 2"},
+      {"--profile /nonexistent/profile.json", "--profile /nonexistent/profile.json: no such file"},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    const std::string tag = "mc" + std::to_string(i++);
+    const auto r = run(std::string("bench model-check --work-dir ") + base_name(tag) + "_work " + c.args, tag);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\n" << r.err;
+  }
+  // CLI11's own range checks.
+  auto r = run("bench model-check --runs 0", "mcruns");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE((r.out + r.err).find("--runs"), std::string::npos) << r.out << r.err;
+  r = run("bench model-check --help", "mchelp");
+  EXPECT_EQ(r.code, 0);
+  for (const char* f : {"--profile", "--runs", "--json", "--hosts", "--link-gbit", "--scales"})
+    EXPECT_NE(r.out.find(f), std::string::npos) << f;
+}
+
+}  // namespace
