@@ -9,12 +9,11 @@
 // model), pp2 with 1 and 4 micro-batches, and pp2 with an even layer split, and the same two cores
 // on 8 sequences without a pipeline (one rank with 2 threads; tp2).
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
 
 #include "bench/bench_commands.h"
 #include "bench/bench_driver.h"
 #include "bench/bench_models.h"
+#include "bench/emulated_hosts.h"
 #include "shard/log.h"
 #include "shard/kernels/read_bandwidth.h"
 
@@ -30,36 +29,11 @@ struct ScalingOptions {
   std::string links = "unshaped";
 };
 
-// One emulated-host cluster per link rate, removed again when the benchmark ends.
-struct HostClusters {
-  std::vector<std::pair<std::string, std::string>> made;  // (name, link)
-  ~HostClusters() {
-    for (const auto& [name, link] : made) {
-      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} destroy >/dev/null 2>&1", bin_dir(), name);
-      if (std::system(cmd.c_str()) != 0) spdlog::warn("could not remove emulated hosts '{}'", name);
-    }
-  }
-  Status make(int n, const std::vector<std::string>& links) {
-    for (size_t i = 0; i < links.size(); ++i) {
-      const std::string name = fmt::format("tbs{}", i), link = links[i];
-      if (link != "unshaped" && !std::all_of(link.begin(), link.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
-        return make_error("--link-gbit: '{}' is neither a rate in Gbit/s nor 'unshaped'", link);
-      const std::string cmd = fmt::format("'{}/tandem-hosts' --name {} create {}{} 2>&1", bin_dir(), name, n,
-                                          link == "unshaped" ? "" : " --link-gbit " + link);
-      spdlog::info("emulated hosts: {}", cmd);
-      if (std::system(cmd.c_str()) != 0)
-        return make_error("--hosts {}: could not make emulated hosts (needs root and network namespaces): {}", n, cmd);
-      made.emplace_back(name, link);
-    }
-    return ok_status();
-  }
-};
-
 int run_scaling(ScalingOptions& o) {
   ThreadPool p1(1), p2(2);
   const double bw1 = measure_read_bandwidth_gbs(p1), bw2 = measure_read_bandwidth_gbs(p2);
   spdlog::info("read bandwidth: {:.1f} GB/s with 1 thread, {:.1f} GB/s with 2", bw1, bw2);
-  HostClusters clusters;
+  EmulatedHosts clusters("tbs");  // one cluster per link rate, removed when the benchmark ends
   if (o.hosts >= 2)
     if (auto st = clusters.make(o.hosts, split_list(o.links)); !st) {
       spdlog::error("{}", st.error().message);
@@ -118,9 +92,9 @@ int run_scaling(ScalingOptions& o) {
     auto pearl = [&] {
       return std::vector<std::string>{"--model", model, "--gen-tokens", g, "--threads", "1", "--draft", draft, "--draft-tp", "1", "--speculation", "pearl"};
     };
-    if (!clusters.made.empty() && !draft.empty())
+    if (!clusters.made().empty() && !draft.empty())
       cfgs.push_back({"PEARL, draft on rank 1 (shared memory)", pearl(), {{"weight_type", t}, {"mem_bw_gb_s", bw2}}});
-    for (const auto& [name, link] : clusters.made) {
+    for (const auto& [name, link] : clusters.made()) {
       const std::string at = fmt::format(", 2 hosts, {} link)", link == "unshaped" ? link : link + " Gbit/s");
       cfgs.push_back({"tp2 (TCP" + at, base({"--tp", "2", "--threads", "1"}), {{"weight_type", t}, {"mem_bw_gb_s", bw2}, {"link", link}}, name});
       cfgs.push_back({"pp2 × " + n + " seqs (TCP" + at, base({"--pp", "2", "--threads", "1", "--seqs", n}),
