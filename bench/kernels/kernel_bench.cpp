@@ -6,6 +6,7 @@
 //   tandem_kernel_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N] ...
 //   tandem_kernel_bench --roofline[=TYPE] [--rounds=N]   (interleaved GB/s table, medians)
 //   tandem_kernel_bench --rows-curve[=TYPE] [--rounds=N] [--threads=1|2]   (T(r)/T(1), r = 2..64)
+//   tandem_kernel_bench --gemm[=TYPE] [--rounds=N] [--threads=1|2]   (prompt GEMM GMAC/s vs the core's peak)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/kernels/instruction_peak.h"
 #include "shard/kernels/attention.h"
 #include "shard/kernels/cpu_features.h"
 #include "shard/kernels/matmul.h"
@@ -369,6 +371,44 @@ void rows_curve(const std::string& type_filter, int rounds, int threads) {
   }
 }
 
+// --- prompt GEMM against the instruction peak (--gemm) ---------------------------------------------
+// Prompt processing is compute-bound: 64–512 rows reuse every weight block many times. The rate is
+// multiply-adds per second (rows × matrix rows × cols / time) next to the peak of the instruction
+// sequence the kernels use (int8 dot for quantized weights, f32 FMA for float weights), measured
+// on this core just before; with 2 threads the peak is taken as twice one thread's.
+void gemm_rates(const std::string& type_filter, int rounds, int threads) {
+  constexpr int64_t kRows[] = {64, 128, 512};
+  constexpr Shape kGemmShapes[] = {{"attn_qo", 2048, 2048}, {"ffn_up", 5632, 2048}, {"ffn_down", 2048, 5632}};
+  const bench::PeakRate i8 = bench::int8_peak(), f32 = bench::fma_peak();
+  std::printf("kernel level: %s; %d thread(s); medians of %d interleaved rounds\n", kernel_level_name().c_str(), threads,
+              rounds);
+  std::printf("peak per thread: int8 %.1f GMAC/s (%s), f32 %.1f GMAC/s (%s)\n\n", i8.gmacs, i8.sequence.c_str(), f32.gmacs,
+              f32.sequence.c_str());
+  std::printf("%-16s", "matrix");
+  for (int64_t r : kRows) std::printf(" %9s %6s", (std::to_string(r) + " GMAC/s").c_str(), "%peak");
+  std::printf("\n");
+  for (WeightType t : kTypes) {
+    if (!type_filter.empty() && type_filter != name(t)) continue;
+    const double peak = threads * ((t == WeightType::F32 || t == WeightType::F16 || t == WeightType::BF16) ? f32.gmacs : i8.gmacs);
+    for (const auto& s : kGemmShapes) {
+      const auto& m = matrices(t, s.rows, s.cols);
+      std::vector<std::vector<double>> rate(std::size(kRows));
+      for (int r = 0; r < rounds; ++r)
+        for (size_t i = 0; i < std::size(kRows); ++i) {
+          const double sec = seconds_per_call(m, kRows[i], threads, 0.05);
+          rate[i].push_back(static_cast<double>(kRows[i] * s.rows * s.cols) / sec / 1e9);
+        }
+      std::printf("%-16s", key(t, s).c_str());
+      for (auto& v : rate) {
+        const double g = median(v);
+        std::printf(" %9.1f %5.0f%%", g, peak > 0 ? 100 * g / peak : 0.0);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -383,6 +423,16 @@ int main(int argc, char** argv) {
         if (b.rfind("--threads=", 0) == 0) threads = std::atoi(b.c_str() + 10) == 2 ? 2 : 1;
       }
       rows_curve(a.size() > 13 ? a.substr(13) : "", rounds, threads);
+      return 0;
+    }
+    if (a.rfind("--gemm", 0) == 0) {
+      int rounds = 3, threads = 1;
+      for (int j = 1; j < argc; ++j) {
+        const std::string b = argv[j];
+        if (b.rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(b.c_str() + 9));
+        if (b.rfind("--threads=", 0) == 0) threads = std::atoi(b.c_str() + 10) == 2 ? 2 : 1;
+      }
+      gemm_rates(a.size() > 7 ? a.substr(7) : "", rounds, threads);
       return 0;
     }
     if (a.rfind("--roofline", 0) == 0) {
