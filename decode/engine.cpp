@@ -616,11 +616,13 @@ Status Engine::loop(bool until_idle) {
 
 Status Engine::run_until_idle() { return loop(true); }
 
+void Engine::mark_ready() {
+  std::lock_guard lk(mu_);
+  info_.ready = true;
+}
+
 Status Engine::run() {
-  {
-    std::lock_guard lk(mu_);
-    info_.ready = true;
-  }
+  mark_ready();
   return loop(false);
 }
 

@@ -77,6 +77,9 @@ class Engine {
   // Engine thread. Short generations in each available mode: warms caches and lets
   // --speculation auto pick the fastest mode for this layout (logged with the figures).
   Status warmup();
+  // Any thread: info().ready from now on. The server calls it before it reports SERVING, so that
+  // a client that saw SERVING never reads ready = false (run() sets it too, for other callers).
+  void mark_ready();
   // Engine thread: serve until stop() and every admitted request has ended (drained, or
   // cancelled when stop(drain = false)). Then call shutdown_groups().
   Status run();

@@ -227,6 +227,7 @@ int serve(ServeOptions& o) {
   rpc::attach(*server, engine, c, std::move(chat));
   stopper.attach(&engine);  // a signal that came during start-up stops the engine now
   if (stopper.requested() == 0) {
+    engine.mark_ready();
     rpc::set_serving(*server, true);
     if (http) rpc::set_state(*http, rpc::ServeState::Serving);
     spdlog::info("serving tandem.v1 on {} (port {}): layout {}, {} slots, queue {}, speculation {}", o.listen,
