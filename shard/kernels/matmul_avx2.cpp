@@ -39,6 +39,15 @@ INL __m256i dp_u8(__m256i acc, __m256i w, __m256i x) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
 }
 
+// s + a + b in int16 (s ignored when `first`), kept in one register: the empty asm stops GCC from
+// re-associating the sums of a block into a tree whose partial sums spill to the stack.
+INL __m256i acc16(__m256i s, bool first, __m256i a, __m256i b) {
+  s = first ? a : _mm256_add_epi16(s, a);
+  s = _mm256_add_epi16(s, b);
+  asm("" : "+x"(s));
+  return s;
+}
+
 INL float hmax8(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -217,8 +226,7 @@ void tile_q4_0(const Tile& t) {
       UNROLL for (int r = 0; r < R; ++r) {
         const __m256i x0 = bcast_quad(p.q[r] + b * 32 + 8 * c), x1 = bcast_quad(p.q[r] + b * 32 + 8 * c + 4);
         UNROLL for (int hi = 0; hi < H; ++hi) {
-          const __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1));
-          s16[hi][r] = c == 0 ? d : _mm256_add_epi16(s16[hi][r], d);
+          s16[hi][r] = acc16(s16[hi][r], c == 0, _mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1));
         }
       }
     }
@@ -345,8 +353,7 @@ void tile_q4_k(const Tile& t) {
           const int8_t* xq = p.q[r] + b * 256 + 32 * j + 8 * c;
           const __m256i x0 = bcast_quad(xq), x1 = bcast_quad(xq + 4);
           UNROLL for (int hi = 0; hi < H; ++hi) {
-            const __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1));
-            s16[hi][r] = c == 0 ? d : _mm256_add_epi16(s16[hi][r], d);
+            s16[hi][r] = acc16(s16[hi][r], c == 0, _mm256_maddubs_epi16(wl[hi], x0), _mm256_maddubs_epi16(wh[hi], x1));
           }
         }
       }
