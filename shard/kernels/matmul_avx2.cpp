@@ -544,12 +544,14 @@ void dispatch(const GemmArgs& a) {
 
 void gemm(const GemmArgs& a) {
   switch (a.type) {
-    case WeightType::Q8_0: return dispatch<KQ8_0, 2, 2, 2>(a);
-    // Q4_0: one half group × 4 rows measured faster than 2 × 2 for 8 rows (1441–1475 against
-    // 1565–1646 µs, 5632×2048); for Q4_K and Q8_0 the same change did not clearly help.
+    // Several rows: tiles of one half group × 4 rows (Q4_K: × 2, its tile holds three arrays of
+    // accumulators) measured faster for 8 rows than two halves × 2 / × 1 (Zen 3, 5632×2048:
+    // Q4_0 1441–1475 against 1565–1646 µs, Q8_0 1994–2027 against 2228–2570, Q4_K 1449–1535
+    // against 1837–2311).
+    case WeightType::Q8_0: return dispatch<KQ8_0, 2, 1, 4>(a);
     case WeightType::Q4_0: return dispatch<KQ4_0, 2, 1, 4>(a);
     case WeightType::Q5_0: return dispatch<KQ5_0, 2, 2, 2>(a);
-    case WeightType::Q4_K: return dispatch<KQ4_K, 2, 2, 1>(a);
+    case WeightType::Q4_K: return dispatch<KQ4_K, 2, 1, 2>(a);
     case WeightType::Q5_K: return dispatch<KQ5_K, 2, 2, 1>(a);
     case WeightType::Q6_K: return dispatch<KQ6_K, 2, 1, 2>(a);
     case WeightType::F32: return dispatch<KF32, 8, 2, 4>(a);
