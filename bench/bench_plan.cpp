@@ -186,9 +186,30 @@ int run_calibrate(const CalOpts& o) {
     }
     if (o.ranks_only) {  // model-check's probe between repetitions: the 2-rank figures alone
       const RanksBandwidth b = measure_ranks_bandwidth(rank);
-      if (rank != 0) return 0;
+      if (rank != 0) {  // asleep while rank 0 streams alone
+        int done = 0;
+        MPI_Request req;
+        MPI_Irecv(&done, 1, MPI_INT, 0, 9, MPI_COMM_WORLD, &req);
+        wait_polite(&req);
+        return 0;
+      }
+      // And one rank's GEMV over a layer's shapes per type, alone: it drifts over minutes too.
+      Json lj = Json::object();
+      for (const auto& t : split_list(o.types)) {
+        auto wt = parse_weight_type(t);
+        if (!wt) {
+          spdlog::error("--types: unknown weight type '{}'", t);
+          return 2;
+        }
+        lj[t] = layer_gemv_gbs(*wt, o.threads, 3 * o.reps);
+        spdlog::info("{}: one layer's shapes, 1 rank alone: {:.1f} GB/s", t, lj[t].get<double>());
+      }
+      int done = 1;
+      MPI_Send(&done, 1, MPI_INT, 1, 9, MPI_COMM_WORLD);
       std::ofstream f(o.out);
-      f << Json{{"read_gbs_2ranks_samples", b.reads}, {"gemv_gbs_2ranks_samples", b.gemvs}, {"date", machine_info().value("date", "")}}.dump(2)
+      f << Json{{"read_gbs_2ranks_samples", b.reads}, {"gemv_gbs_2ranks_samples", b.gemvs}, {"layer_gemv_gbs", lj},
+                {"date", machine_info().value("date", "")}}
+               .dump(2)
         << "\n";
       if (!f) {
         spdlog::error("--out {}: cannot write", o.out);
@@ -548,8 +569,8 @@ void add_bench_calibrate(CLI::App& bench) {
   c->add_option("--link-gbs", o->link_gbs, "Link bandwidth GB/s when not measured (1 rank)")->capture_default_str();
   c->add_flag("!--no-plot", o->plot, "Do not chart T(rows)/T(1) next to the profile");
   c->add_flag("--ranks-only", o->ranks_only,
-              "Under `mpirun -n 2`: only the two ranks' bandwidth while both stream (samples as JSON; model-check "
-              "takes it between repetitions)");
+              "Under `mpirun -n 2`: only the two ranks' bandwidth while both stream, and rank 0's GEMV over one "
+              "layer's shapes per --types (samples as JSON; model-check takes it between repetitions)");
   c->callback([o] {
     if (const int rc = run_calibrate(*o)) throw CLI::RuntimeError(rc);
   });

@@ -105,6 +105,11 @@ double attention_s(int n_q, int head_dim, int ctx, int reps) {
 
 }  // namespace
 
+double layer_gemv_gbs(WeightType t, int threads, int reps, size_t stream_MiB) {
+  ThreadPool pool(threads);
+  return layer_gemv(t, pool, stream_MiB, reps, {1}).gbs;
+}
+
 GemvLoad::GemvLoad(size_t MiB, std::vector<std::pair<int64_t, int64_t>> shapes) {
   int64_t max_rows = 1, max_cols = 1;
   for (auto [r, c] : shapes) max_rows = std::max(max_rows, r), max_cols = std::max(max_cols, c);
@@ -265,6 +270,7 @@ nlohmann::json to_json(const Profile& p) {
   if (p.ranks_gemv_GBps > 0) j["gemv_gbs_2ranks"] = p.ranks_gemv_GBps;
   if (!p.ranks_read_samples.empty()) j["read_gbs_2ranks_samples"] = p.ranks_read_samples;
   if (!p.ranks_gemv_samples.empty()) j["gemv_gbs_2ranks_samples"] = p.ranks_gemv_samples;
+  for (const auto& [t, v] : p.layer_gemv_samples) j["layer_gemv_gbs_samples"][t] = v;
   if (p.hop_overhead_s) j["hop_overhead_us"] = *p.hop_overhead_s * 1e6;
   if (!p.overhead_source.empty())
     j["engine_overhead"] = {{"step_us", p.step_overhead_s * 1e6}, {"seq_us", p.seq_overhead_s * 1e6},
@@ -311,6 +317,8 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
     p.ranks_gemv_GBps = j.value("gemv_gbs_2ranks", 0.0);
     if (j.contains("read_gbs_2ranks_samples")) p.ranks_read_samples = j["read_gbs_2ranks_samples"].get<std::vector<double>>();
     if (j.contains("gemv_gbs_2ranks_samples")) p.ranks_gemv_samples = j["gemv_gbs_2ranks_samples"].get<std::vector<double>>();
+    if (j.contains("layer_gemv_gbs_samples"))
+      for (const auto& [t, v] : j["layer_gemv_gbs_samples"].items()) p.layer_gemv_samples[t] = v.get<std::vector<double>>();
     if (j.contains("hop_overhead_us")) p.hop_overhead_s = j["hop_overhead_us"].get<double>() * 1e-6;
     if (j.contains("engine_overhead")) {
       const auto& e = j["engine_overhead"];

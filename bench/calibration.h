@@ -32,6 +32,8 @@ struct Profile {
   double ranks_gemv_GBps = 0;  // the same with a tp2 layer's q8_0 GEMVs (what decode does)
   // The samples behind the two medians (model-check adds its probes between repetitions).
   std::vector<double> ranks_read_samples, ranks_gemv_samples;
+  // Per type: layer_gemv_GBps samples taken beside model-check's runs (the calibration's first).
+  std::map<std::string, std::vector<double>> layer_gemv_samples;
   // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   std::map<std::string, double> gemv_GBps;
@@ -81,6 +83,10 @@ class GemvLoad {
 // What one rank of a tp2 TinyLlama layer streams: q, k, v, o, gate, up, down split as
 // shard_ranges splits them (heads and FFN rows halved; o and down by their input columns).
 std::vector<std::pair<int64_t, int64_t>> tp2_layer_shapes();
+
+// One rank's GEMV bandwidth at one row over one layer's shapes (the figure measure_profile keeps
+// as layer_gemv_GBps), median of `reps` passes: model-check samples it again between repetitions.
+double layer_gemv_gbs(WeightType t, int threads, int reps, size_t stream_MiB = 96);
 
 // Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.
 Profile measure_profile(const CalibrateOptions& o);
