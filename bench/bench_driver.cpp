@@ -55,7 +55,8 @@ Result<Json> run_config(const Config& c, int timeout_s) {
   return result;
 }
 
-Result<std::vector<Json>> run_interleaved(const std::vector<Config>& configs, int reps) {
+Result<std::vector<Json>> run_interleaved(const std::vector<Config>& configs, int reps,
+                                          const std::function<Status(int rep)>& after_rep) {
   std::vector<std::vector<Json>> runs(configs.size());
   for (int r = 0; r < reps; ++r) {
     for (size_t i = 0; i < configs.size(); ++i) {
@@ -65,6 +66,8 @@ Result<std::vector<Json>> run_interleaved(const std::vector<Config>& configs, in
       spdlog::info("  -> decode {:.2f} tok/s", (*j)["decode_tok_s"].get<double>());
       runs[i].push_back(std::move(*j));
     }
+    if (after_rep)
+      if (auto st = after_rep(r); !st) return st.error();
   }
   std::vector<Json> rows;
   for (auto& rs : runs) {

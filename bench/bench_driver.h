@@ -2,6 +2,7 @@
 // one invocation: each configuration runs as its own MPI job (`tandem-mpirun bench run …`) and
 // reports one JSON line; configurations are interleaved repetition by repetition.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ std::string bin_dir();
 Result<Json> run_config(const Config& c, int timeout_s = 900);
 // Runs every configuration `reps` times, interleaved; per configuration the median of each
 // numeric field (the first repetition's other fields), with "reps" and the spread of decode_tok_s.
-Result<std::vector<Json>> run_interleaved(const std::vector<Config>& configs, int reps);
+// `after_rep` (when given) runs after each repetition, e.g. a calibration probe taken beside the runs.
+Result<std::vector<Json>> run_interleaved(const std::vector<Config>& configs, int reps,
+                                          const std::function<Status(int rep)>& after_rep = {});
 
 }  // namespace tandem::bench

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 
@@ -387,7 +388,51 @@ int run_model_check(McOptions& o) {
   spdlog::info("model-check: {} configurations × {} runs, interleaved", cfgs.size(), o.runs);
   Result<std::vector<Json>> measured = std::vector<Json>{};
   if (old.is_null()) {
-    measured = run_interleaved(cfgs, o.runs);
+    // The node's bandwidth while two ranks stream decides every 2-rank row, and on a shared
+    // machine it moves over minutes: after each repetition it is sampled again beside the runs,
+    // and the rows are predicted from the median of every sample (the calibration's and these).
+    std::string probe_types;
+    for (const auto& [t, g] : p.layer_gemv_GBps) {
+      probe_types += (probe_types.empty() ? "" : ",") + t;
+      p.layer_gemv_samples[t] = {g};  // the calibration's own, first
+    }
+    auto probe = [&](int rep) -> Status {
+      const std::string out = fmt::format("{}-ranks-rep{}.json", stem, rep + 1);
+      TANDEM_TRY(run_shell(fmt::format("{} {} bench calibrate --ranks-only --types {} --out {} >&2", mpirun_prefix(2),
+                                       quote(bin), probe_types, quote(out))));
+      std::ifstream f(out);
+      const Json j = Json::parse(f, nullptr, false);
+      if (j.is_discarded() || !j.contains("gemv_gbs_2ranks_samples"))
+        return make_error("{}: not the output of bench calibrate --ranks-only", out);
+      for (double x : j["read_gbs_2ranks_samples"].get<std::vector<double>>()) p.ranks_read_samples.push_back(x);
+      for (double x : j["gemv_gbs_2ranks_samples"].get<std::vector<double>>()) p.ranks_gemv_samples.push_back(x);
+      if (j.contains("layer_gemv_gbs"))
+        for (const auto& [t, g] : j["layer_gemv_gbs"].items()) p.layer_gemv_samples[t].push_back(g.get<double>());
+      return ok_status();
+    };
+    bool two_ranks = false;
+    for (const auto& k : cases) two_ranks = two_ranks || k.q.layout.world_size() > 1;
+    measured = run_interleaved(cfgs, o.runs, two_ranks || !probe_types.empty() ? std::function<Status(int)>(probe) : nullptr);
+    if (measured) {
+      // One rank's layer GEMV: the median of the calibration's and the probes' (1 + runs samples).
+      for (const auto& [t, v] : p.layer_gemv_samples)
+        if (v.size() > 1) {
+          spdlog::info("{}: one layer's GEMV {:.1f} GB/s at calibration, {:.1f} GB/s over {} samples (median)", t,
+                       p.layer_gemv_GBps[t], median(v), v.size());
+          p.layer_gemv_GBps[t] = median(v);
+        }
+      const auto eff = cluster_from_profile(p, std::max(2, p.cores), "").kernel_efficiency;
+      for (auto& k : cases) k.cluster.kernel_efficiency = eff;
+    }
+    if (measured && !p.ranks_gemv_samples.empty()) {
+      const double before = p.ranks_gemv_GBps;
+      p.ranks_gemv_GBps = median(p.ranks_gemv_samples);
+      if (!p.ranks_read_samples.empty()) p.ranks_read_GBps = median(p.ranks_read_samples);
+      const double node = cluster_from_profile(p, std::max(2, p.cores), "").node_read_GBps;
+      for (auto& k : cases) k.cluster.node_read_GBps = node;
+      spdlog::info("2 ranks' tp2 GEMVs: {:.1f} GB/s at calibration, {:.1f} GB/s over all {} samples (median)", before,
+                   p.ranks_gemv_GBps, p.ranks_gemv_samples.size());
+    }
   } else {  // the earlier run's medians, matched by type and configuration
     for (const auto& k : cases) {
       const Json* hit = nullptr;

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -28,7 +29,7 @@ struct CalOpts {
   std::string out = "profile.json", types = "q4_0,q8_0,q4_k,f16";
   int threads = 1, reps = 5;
   double link_latency_us = 10, link_gbs = 5;
-  bool plot = true;
+  bool plot = true, ranks_only = false;
 };
 
 struct Links {
@@ -82,83 +83,85 @@ Links measure_links(int rank) {
 
 // Pipeline hand-over, as one sequence crosses two stages: ranks 0 and 1 take turns doing a
 // stage's GEMV work (~10 ms, past the 5 ms the engine's polite wait spins before sleeping) and
-// wake each other with a 4-byte message through that wait. Per hop: (round − both ranks' work
-// alone) / 2. Returned on rank 0.
+// wake each other through that wait. Each round times both ranks' work inside it (rank 1 sends
+// its time as the wake-up message), so per hop (round − the two works) / 2 compares times
+// taken in the same round, not against works timed alone minutes apart; median of the rounds.
+// Returned on rank 0.
 double measure_hop_overhead(int rank) {
   ThreadPool pool(1);
-  GemvLoad load(256);
+  GemvLoad load(192);
   load.run(pool);  // page in and warm
-  auto work_alone = [&] {
-    std::vector<double> ts;
-    for (int i = 0; i < 5; ++i) {
-      const double t0 = MPI_Wtime();
-      load.run(pool);
-      ts.push_back(MPI_Wtime() - t0);
-    }
-    return median(ts);
-  };
+  load.run(pool);
+  constexpr int kRounds = 31;
+  std::vector<double> hops, rounds, works;
   int token = 0;
+  double w1 = 0;
   MPI_Request req;
-  double w0 = 0, w1 = 0;
-  if (rank == 0) {  // rank 0 works alone while rank 1 waits politely, then the other way round
-    w0 = work_alone();
-    MPI_Send(&token, 1, MPI_INT, 1, 7301, MPI_COMM_WORLD);
-    MPI_Irecv(&w1, 1, MPI_DOUBLE, 1, 7302, MPI_COMM_WORLD, &req);
-    wait_polite(&req);
-  } else {
-    MPI_Irecv(&token, 1, MPI_INT, 0, 7301, MPI_COMM_WORLD, &req);
-    wait_polite(&req);
-    w1 = work_alone();
-    MPI_Send(&w1, 1, MPI_DOUBLE, 0, 7302, MPI_COMM_WORLD);
-  }
-  constexpr int kRounds = 12;
-  std::vector<double> rounds;
+  MPI_Barrier(MPI_COMM_WORLD);
   for (int i = 0; i < kRounds; ++i) {
     if (rank == 0) {
       const double t0 = MPI_Wtime();
       load.run(pool);
+      const double w0 = MPI_Wtime() - t0;
       MPI_Send(&token, 1, MPI_INT, 1, 7303, MPI_COMM_WORLD);
-      MPI_Irecv(&token, 1, MPI_INT, 1, 7304, MPI_COMM_WORLD, &req);
+      MPI_Irecv(&w1, 1, MPI_DOUBLE, 1, 7304, MPI_COMM_WORLD, &req);
       wait_polite(&req);
-      rounds.push_back(MPI_Wtime() - t0);
-    } else {
+      const double round = MPI_Wtime() - t0;
+      if (i > 0) hops.push_back((round - w0 - w1) / 2), rounds.push_back(round), works.push_back(w0 + w1);
+    } else if (rank == 1) {
       MPI_Irecv(&token, 1, MPI_INT, 0, 7303, MPI_COMM_WORLD, &req);
       wait_polite(&req);
+      const double t0 = MPI_Wtime();
       load.run(pool);
-      MPI_Send(&token, 1, MPI_INT, 0, 7304, MPI_COMM_WORLD);
+      w1 = MPI_Wtime() - t0;
+      MPI_Send(&w1, 1, MPI_DOUBLE, 0, 7304, MPI_COMM_WORLD);
     }
   }
   if (rank != 0) return 0;
-  const double hop = std::max(0.0, (median(rounds) - w0 - w1) / 2);
-  spdlog::info("pipeline hand-over: stage work {:.2f} / {:.2f} ms alone, round {:.2f} ms: {:.0f} µs per hop", w0 * 1e3,
-               w1 * 1e3, median(rounds) * 1e3, hop * 1e6);
+  const double hop = std::max(0.0, median(hops));
+  std::vector<double> sorted = hops;
+  std::sort(sorted.begin(), sorted.end());
+  auto quantile = [&](double q) { return sorted[static_cast<size_t>(q * (sorted.size() - 1))]; };
+  spdlog::info("pipeline hand-over: {} rounds, both stages' work {:.2f} ms, round {:.2f} ms (medians): {:.0f} µs per "
+               "hop (median; quartiles {:.0f}…{:.0f} µs)",
+               hops.size(), median(works) * 1e3, median(rounds) * 1e3, hop * 1e6, quantile(0.25) * 1e6,
+               quantile(0.75) * 1e6);
   return hop;
 }
 
 // The node's bandwidth as two ranks of one thread each see it while both stream at once (the
-// engine's tp2/pp2/PEARL layouts), GB/s summed over the ranks: plain reads, and GEMV passes over
-// copies of a q8_0 matrix (what decode streams; the plain reads reach more). Returned on rank 0.
-std::pair<double, double> measure_ranks_bandwidth(int rank) {
+// engine's tp2/pp2/PEARL layouts), GB/s over both ranks: plain reads (summed), and each rank's
+// half of a tp2 TinyLlama layer's GEMVs — both ranks' bytes over the slower rank's time, since a
+// tp2 step waits for both at every allreduce. Nine interleaved samples of each, medians: one
+// busy moment of a shared machine moves a median of nine little. Returned on rank 0.
+struct RanksBandwidth {
+  std::vector<double> reads, gemvs;  // GB/s samples (rank 0)
+};
+RanksBandwidth measure_ranks_bandwidth(int rank) {
   ThreadPool pool(1);
-  GemvLoad load(128);
+  GemvLoad load(128, tp2_layer_shapes());
+  load.run(pool);
   load.run(pool);
   std::vector<double> reads, gemvs;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < 9; ++rep) {
     MPI_Barrier(MPI_COMM_WORLD);
-    double gbs = measure_read_bandwidth_gbs(pool, size_t{256} << 20, 3), total = 0;
+    double gbs = measure_read_bandwidth_gbs(pool, size_t{256} << 20, 2), total = 0;
     MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     reads.push_back(total);
     MPI_Barrier(MPI_COMM_WORLD);
     const double t0 = MPI_Wtime();
-    for (int i = 0; i < 3; ++i) load.run(pool);
-    gbs = 3.0 * load.bytes() / (MPI_Wtime() - t0) / 1e9;
-    MPI_Reduce(&gbs, &total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    gemvs.push_back(total);
+    for (int i = 0; i < 2; ++i) load.run(pool);
+    double dt = MPI_Wtime() - t0, slowest = 0;
+    MPI_Reduce(&dt, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+    gemvs.push_back(2.0 * 2.0 * load.bytes() / std::max(1e-9, slowest) / 1e9);
   }
   if (rank == 0)
-    spdlog::info("2 ranks × 1 thread streaming at once: reads {:.1f} GB/s, q8_0 GEMV {:.1f} GB/s", median(reads),
-                 median(gemvs));
-  return {median(reads), median(gemvs)};
+    spdlog::info("2 ranks × 1 thread streaming at once (medians of 9): reads {:.1f} GB/s ({:.1f}…{:.1f}), tp2 layer "
+                 "GEMVs {:.1f} GB/s ({:.1f}…{:.1f})",
+                 median(reads), *std::min_element(reads.begin(), reads.end()),
+                 *std::max_element(reads.begin(), reads.end()), median(gemvs),
+                 *std::min_element(gemvs.begin(), gemvs.end()), *std::max_element(gemvs.begin(), gemvs.end()));
+  return {reads, gemvs};
 }
 
 int run_calibrate(const CalOpts& o) {
@@ -169,17 +172,56 @@ int run_calibrate(const CalOpts& o) {
   }
   const int rank = (*rt)->rank, size = (*rt)->size;
   Link ar{o.link_latency_us * 1e-6, o.link_gbs * 1e9}, p2p = ar, bc = ar;
-  double hop = 0, ranks_gbs = 0, ranks_gemv_gbs = 0;
+  double hop = 0;
+  RanksBandwidth ranks;
   std::string source = "assumed (--link-latency-us/--link-gbs; run under `mpirun -n 2` to measure)";
+  if (o.ranks_only && size != 2) {
+    spdlog::error("--ranks-only measures two ranks streaming at once: run it under `mpirun -n 2` (got {} rank(s))", size);
+    return 2;
+  }
   if (size >= 2) {
     if (size > 2) {
       spdlog::error("calibrate measures the link between 2 ranks: run it on 1 or 2 (got {})", size);
       return 2;
     }
+    if (o.ranks_only) {  // model-check's probe between repetitions: the 2-rank figures alone
+      const RanksBandwidth b = measure_ranks_bandwidth(rank);
+      if (rank != 0) {  // asleep while rank 0 streams alone
+        int done = 0;
+        MPI_Request req;
+        MPI_Irecv(&done, 1, MPI_INT, 0, 9, MPI_COMM_WORLD, &req);
+        wait_polite(&req);
+        return 0;
+      }
+      // And one rank's GEMV over a layer's shapes per type, alone: it drifts over minutes too.
+      Json lj = Json::object();
+      for (const auto& t : split_list(o.types)) {
+        auto wt = parse_weight_type(t);
+        if (!wt) {
+          spdlog::error("--types: unknown weight type '{}'", t);
+          return 2;
+        }
+        lj[t] = layer_gemv_gbs(*wt, o.threads, 3 * o.reps);
+        spdlog::info("{}: one layer's shapes, 1 rank alone: {:.1f} GB/s", t, lj[t].get<double>());
+      }
+      int done = 1;
+      MPI_Send(&done, 1, MPI_INT, 1, 9, MPI_COMM_WORLD);
+      std::ofstream f(o.out);
+      f << Json{{"read_gbs_2ranks_samples", b.reads}, {"gemv_gbs_2ranks_samples", b.gemvs}, {"layer_gemv_gbs", lj},
+                {"date", machine_info().value("date", "")}}
+               .dump(2)
+        << "\n";
+      if (!f) {
+        spdlog::error("--out {}: cannot write", o.out);
+        return 1;
+      }
+      std::printf("wrote %s\n", o.out.c_str());
+      return 0;
+    }
     const Links l = measure_links(rank);
     ar = l.allreduce, p2p = l.send, bc = l.bcast;
     hop = measure_hop_overhead(rank);
-    std::tie(ranks_gbs, ranks_gemv_gbs) = measure_ranks_bandwidth(rank);
+    ranks = measure_ranks_bandwidth(rank);
     // Ranks 0 and 1 may share a host (shared memory) or not (the network): the profile says which.
     char host[64] = {}, peer[64] = {};
     gethostname(host, sizeof host - 1);
@@ -211,8 +253,11 @@ int run_calibrate(const CalOpts& o) {
   Profile p = measure_profile(co);
   p.intra = ar;
   p.link_source = source;
-  if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(4));
-  if (ranks_gbs > 0) p.ranks_read_GBps = ranks_gbs, p.ranks_gemv_GBps = ranks_gemv_gbs;
+  if (size >= 2) p.p2p = p2p, p.bcast = bc, p.hop_overhead_s = std::max(0.0, hop - p2p.time(8));
+  if (!ranks.gemvs.empty()) {
+    p.ranks_read_samples = ranks.reads, p.ranks_gemv_samples = ranks.gemvs;
+    p.ranks_read_GBps = median(ranks.reads), p.ranks_gemv_GBps = median(ranks.gemvs);
+  }
   Json j = to_json(p);
   j["threads_per_rank"] = o.threads;
   spdlog::info("link ({}): allreduce {:.1f} µs + bytes / {:.2f} GB/s; send {:.1f} µs + bytes / {:.2f} GB/s; "
@@ -523,6 +568,9 @@ void add_bench_calibrate(CLI::App& bench) {
   c->add_option("--link-latency-us", o->link_latency_us, "Link latency when not measured (1 rank)")->capture_default_str();
   c->add_option("--link-gbs", o->link_gbs, "Link bandwidth GB/s when not measured (1 rank)")->capture_default_str();
   c->add_flag("!--no-plot", o->plot, "Do not chart T(rows)/T(1) next to the profile");
+  c->add_flag("--ranks-only", o->ranks_only,
+              "Under `mpirun -n 2`: only the two ranks' bandwidth while both stream, and rank 0's GEMV over one "
+              "layer's shapes per --types (samples as JSON; model-check takes it between repetitions)");
   c->callback([o] {
     if (const int rc = run_calibrate(*o)) throw CLI::RuntimeError(rc);
   });

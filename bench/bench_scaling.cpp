@@ -13,6 +13,7 @@
 #include "bench/bench_commands.h"
 #include "bench/bench_driver.h"
 #include "bench/bench_models.h"
+#include "bench/bench_report.h"
 #include "bench/emulated_hosts.h"
 #include "shard/log.h"
 #include "shard/kernels/read_bandwidth.h"
@@ -23,7 +24,7 @@ namespace {
 struct ScalingOptions {
   SynthOptions shape;
   std::string types = "q8_0,q4_0", work_dir = "bench-models", json, model, draft;
-  bool pipeline_detail = false;
+  bool pipeline_detail = false, plot = true;
   int reps = 3, gen_tokens = 48, seqs = 8;
   int hosts = 0;
   std::string links = "unshaped";
@@ -142,7 +143,9 @@ int run_scaling(ScalingOptions& o) {
   Json extra;
   extra["mem_bw_gb_s_1thread"] = bw1;
   extra["mem_bw_gb_s_2threads"] = bw2;
-  return write_json(o.json, "scaling", all, extra) ? 0 : 1;
+  if (!write_json(o.json, "scaling", all, extra)) return 1;
+  if (!o.json.empty() && o.plot) plot_json("plot_bench_scaling.py", o.json);  // PNG + SVG next to the JSON
+  return 0;
 }
 
 }  // namespace
@@ -160,7 +163,8 @@ void add_bench_scaling(CLI::App& bench) {
   c->add_option("--gen-tokens", o->gen_tokens, "Tokens generated per sequence");
   c->add_option("--reps", o->reps, "Repetitions (interleaved; medians)");
   c->add_option("--work-dir", o->work_dir, "Where synthetic models are written and reused");
-  c->add_option("--json", o->json, "Also write the results as JSON");
+  c->add_option("--json", o->json, "Also write the results as JSON (and the chart next to it when matplotlib is present)");
+  c->add_flag("!--no-plot", o->plot, "Do not draw the chart");
   c->add_option("--hosts", o->hosts,
                 "Also run tp2 and pp2 across this many emulated hosts (launch/tandem-hosts; root; 0: none)")
       ->check(CLI::IsMember({0, 2}));

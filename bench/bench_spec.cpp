@@ -9,6 +9,7 @@
 #include "bench/bench_commands.h"
 #include "bench/bench_driver.h"
 #include "bench/bench_models.h"
+#include "bench/bench_report.h"
 #include "shard/log.h"
 
 namespace tandem::bench {
@@ -18,7 +19,7 @@ struct SpecOptions {
   SynthOptions shape;
   std::string type = "q8_0", scales = "0.08,0.035,0.015", work_dir = "bench-models", json, ngram_model;
   int reps = 3, gen_tokens = 64, draft_layers = 1;
-  bool auto_rows = true;
+  bool auto_rows = true, plot = true;
 };
 
 int run_spec(SpecOptions& o) {
@@ -96,7 +97,9 @@ int run_spec(SpecOptions& o) {
                     {"speedup_vs_ar", "× AR"}, {"speedup_vs_sd", "× SD"}, {"acceptance", "acceptance"},
                     {"mean_accepted", "accepted/block"}, {"draft_len", "γ"}, {"auto_mode", "auto picked"},
                     {"wait_for_draft_pct", "target waits %"}});
-  return write_json(o.json, "spec", all) ? 0 : 1;
+  if (!write_json(o.json, "spec", all)) return 1;
+  if (!o.json.empty() && o.plot) plot_json("plot_bench_spec.py", o.json);  // PNG + SVG next to the JSON
+  return 0;
 }
 
 }  // namespace
@@ -113,7 +116,8 @@ void add_bench_spec(CLI::App& bench) {
   c->add_option("--ngram-model", o->ngram_model, "Also measure the n-gram drafter with this (real) model");
   c->add_flag("!--no-auto", o->auto_rows, "Skip the --speculation auto rows");
   c->add_option("--work-dir", o->work_dir, "Where synthetic models are written and reused");
-  c->add_option("--json", o->json, "Also write the results as JSON");
+  c->add_option("--json", o->json, "Also write the results as JSON (and the chart next to it when matplotlib is present)");
+  c->add_flag("!--no-plot", o->plot, "Do not draw the chart");
   c->callback([o] {
     const int rc = run_spec(*o);
     if (rc) throw CLI::RuntimeError(rc);

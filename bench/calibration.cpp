@@ -105,18 +105,36 @@ double attention_s(int n_q, int head_dim, int ctx, int reps) {
 
 }  // namespace
 
-GemvLoad::GemvLoad(size_t MiB) : x_(2048, 0.5f), y_(5632) {
-  const auto src = make_rows(WeightType::Q8_0, 5632, 2048);
+double layer_gemv_gbs(WeightType t, int threads, int reps, size_t stream_MiB) {
+  ThreadPool pool(threads);
+  return layer_gemv(t, pool, stream_MiB, reps, {1}).gbs;
+}
+
+GemvLoad::GemvLoad(size_t MiB, std::vector<std::pair<int64_t, int64_t>> shapes) {
+  int64_t max_rows = 1, max_cols = 1;
+  for (auto [r, c] : shapes) max_rows = std::max(max_rows, r), max_cols = std::max(max_cols, c);
+  x_.assign(static_cast<size_t>(max_cols), 0.5f);
+  y_.assign(static_cast<size_t>(max_rows), 0.f);
+  std::vector<std::vector<uint8_t>> src;
+  for (auto [r, c] : shapes) src.push_back(make_rows(WeightType::Q8_0, r, c));
   size_t bytes = 0;
-  while (bytes < (MiB << 20)) {
-    copies_.push_back(pack_matrix(WeightType::Q8_0, 5632, 2048, src.data(), row_bytes(WeightType::Q8_0, 2048)));
-    bytes += copies_.back().bytes;
-  }
+  while (bytes < (MiB << 20))
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const auto [r, c] = shapes[i];
+      copies_.push_back(pack_matrix(WeightType::Q8_0, r, c, src[i].data(), row_bytes(WeightType::Q8_0, c)));
+      bytes += copies_.back().bytes;
+    }
   bytes_ = bytes;
 }
 
 void GemvLoad::run(ThreadPool& pool) {
-  for (const auto& c : copies_) matmul(c, x_.data(), 1, y_.data(), 5632, pool);
+  for (const auto& c : copies_) matmul(c, x_.data(), 1, y_.data(), c.rows, pool);
+}
+
+std::vector<std::pair<int64_t, int64_t>> tp2_layer_shapes() {
+  constexpr int64_t kDim = 2048, kKv = 256, kFfn = 5632;
+  return {{kDim / 2, kDim}, {kKv / 2, kDim}, {kKv / 2, kDim}, {kDim, kDim / 2},
+          {kFfn / 2, kDim}, {kFfn / 2, kDim}, {kDim, kFfn / 2}};
 }
 
 Profile measure_profile(const CalibrateOptions& o) {
@@ -250,6 +268,9 @@ nlohmann::json to_json(const Profile& p) {
   }
   if (p.ranks_read_GBps > 0) j["read_gbs_2ranks"] = p.ranks_read_GBps;
   if (p.ranks_gemv_GBps > 0) j["gemv_gbs_2ranks"] = p.ranks_gemv_GBps;
+  if (!p.ranks_read_samples.empty()) j["read_gbs_2ranks_samples"] = p.ranks_read_samples;
+  if (!p.ranks_gemv_samples.empty()) j["gemv_gbs_2ranks_samples"] = p.ranks_gemv_samples;
+  for (const auto& [t, v] : p.layer_gemv_samples) j["layer_gemv_gbs_samples"][t] = v;
   if (p.hop_overhead_s) j["hop_overhead_us"] = *p.hop_overhead_s * 1e6;
   if (!p.overhead_source.empty())
     j["engine_overhead"] = {{"step_us", p.step_overhead_s * 1e6}, {"seq_us", p.seq_overhead_s * 1e6},
@@ -294,6 +315,10 @@ Result<Profile> profile_from_json(const nlohmann::json& j, const std::string& pa
     }
     p.ranks_read_GBps = j.value("read_gbs_2ranks", 0.0);
     p.ranks_gemv_GBps = j.value("gemv_gbs_2ranks", 0.0);
+    if (j.contains("read_gbs_2ranks_samples")) p.ranks_read_samples = j["read_gbs_2ranks_samples"].get<std::vector<double>>();
+    if (j.contains("gemv_gbs_2ranks_samples")) p.ranks_gemv_samples = j["gemv_gbs_2ranks_samples"].get<std::vector<double>>();
+    if (j.contains("layer_gemv_gbs_samples"))
+      for (const auto& [t, v] : j["layer_gemv_gbs_samples"].items()) p.layer_gemv_samples[t] = v.get<std::vector<double>>();
     if (j.contains("hop_overhead_us")) p.hop_overhead_s = j["hop_overhead_us"].get<double>() * 1e-6;
     if (j.contains("engine_overhead")) {
       const auto& e = j["engine_overhead"];

@@ -29,7 +29,11 @@ struct Profile {
   std::vector<std::pair<int, double>> read_GBps;  // threads → GB/s
   // Two ranks of one thread streaming at once, summed (measured under 2 MPI ranks; 0: not).
   double ranks_read_GBps = 0;
-  double ranks_gemv_GBps = 0;  // the same with q8_0 GEMV passes (what decode does)
+  double ranks_gemv_GBps = 0;  // the same with a tp2 layer's q8_0 GEMVs (what decode does)
+  // The samples behind the two medians (model-check adds its probes between repetitions).
+  std::vector<double> ranks_read_samples, ranks_gemv_samples;
+  // Per type: layer_gemv_GBps samples taken beside model-check's runs (the calibration's first).
+  std::map<std::string, std::vector<double>> layer_gemv_samples;
   // Per type: T(rows)/T(1), and T(1) as GB/s of the matrix's bytes.
   std::map<std::string, std::vector<std::pair<int, double>>> compute;
   std::map<std::string, double> gemv_GBps;
@@ -63,11 +67,11 @@ struct CalibrateOptions {
   std::vector<int> attention_ctx{64, 256, 1024, 4096};  // context lengths for attention's cost
 };
 
-// A stage's worth of decode work for the hand-over measurement: GEMV passes over copies of one
-// q8_0 matrix (5632 × 2048) past the L3.
+// Decode work for the two-rank measurements: one-row q8_0 GEMV passes over copies of a set of
+// matrix shapes (rows × cols, in order; default one 5632 × 2048 FFN matrix), past the L3.
 class GemvLoad {
  public:
-  explicit GemvLoad(size_t MiB);
+  explicit GemvLoad(size_t MiB, std::vector<std::pair<int64_t, int64_t>> shapes = {{5632, 2048}});
   void run(ThreadPool& pool);  // one pass over every copy
   size_t bytes() const { return bytes_; }
  private:
@@ -75,6 +79,14 @@ class GemvLoad {
   std::vector<float> x_, y_;
   size_t bytes_ = 0;
 };
+
+// What one rank of a tp2 TinyLlama layer streams: q, k, v, o, gate, up, down split as
+// shard_ranges splits them (heads and FFN rows halved; o and down by their input columns).
+std::vector<std::pair<int64_t, int64_t>> tp2_layer_shapes();
+
+// One rank's GEMV bandwidth at one row over one layer's shapes (the figure measure_profile keeps
+// as layer_gemv_GBps), median of `reps` passes: model-check samples it again between repetitions.
+double layer_gemv_gbs(WeightType t, int threads, int reps, size_t stream_MiB = 96);
 
 // Measures bandwidth (1 and 2 threads) and the compute profile; takes a few tens of seconds.
 Profile measure_profile(const CalibrateOptions& o);

@@ -262,6 +262,16 @@ double memory_per_rank(const Ctx& x) {
   return worst;
 }
 
+// The stages the launcher makes (dist/cluster.cpp stage_split): --layer-split as given, else with
+// pp > 1 balanced by the bytes a decode step streams, the head on the last stage.
+Result<std::vector<std::pair<int, int>>> stages_of(const ModelShape& m, const Layout& l) {
+  std::vector<int> split = l.layer_split;
+  if (split.empty() && l.pp > 1)
+    split = balanced_layer_split(std::vector<double>(std::max(0, m.n_layers), m.layer_weight_bytes()), l.pp,
+                                 m.head_bytes());
+  return pipeline_stages(m.n_layers, l.pp, split);
+}
+
 }  // namespace
 
 Status check_feasible(const ModelShape& m, const ClusterSpec& c, const Query& q) {
@@ -276,7 +286,7 @@ Status check_feasible(const ModelShape& m, const ClusterSpec& c, const Query& q)
                       l.world_size(), c.name, c.world(), c.nodes, c.ranks_per_node);
   auto slice = slice_of(m, l.tp);
   if (!slice) return slice.error();
-  auto stages = pipeline_stages(m.n_layers, l.pp, l.layer_split);
+  auto stages = stages_of(m, l);
   if (!stages) return stages.error();
   Ctx x{m, c, q, *slice, *stages};
   const double mem = memory_per_rank(x);
@@ -291,7 +301,7 @@ Status check_feasible(const ModelShape& m, const ClusterSpec& c, const Query& q)
 Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Query& q) {
   TANDEM_TRY(check_feasible(m, c, q));
   auto slice = slice_of(m, q.layout.tp);
-  auto stages = pipeline_stages(m.n_layers, q.layout.pp, q.layout.layer_split);
+  auto stages = stages_of(m, q.layout);
   Ctx x{m, c, q, *slice, *stages};
   const Layout& l = q.layout;
   Prediction p;
@@ -323,32 +333,68 @@ Result<Prediction> predict(const ModelShape& m, const ClusterSpec& c, const Quer
       draft_tok += 2.0 * q.draft_layers * allreduce_s(link_between(c, draft_ranks(l)), l.draft_tp, m.dim * 4.0);
     }
     if (q.draft_fraction > 0) draft_tok += c.step_overhead_s;
-    double best = -1;
-    const int g0 = q.gamma > 0 ? q.gamma : 1, g1 = q.gamma > 0 ? q.gamma : q.gamma_max;
-    for (int g = g0; g <= g1; ++g) {
-      Breakdown b;
-      const double verify = target_step(x, g + 1, draft_on_target_node, &b);
-      const double drafting = g * draft_tok;
-      const double E = expected_tokens(q.acceptance, g);
-      // SD: draft then verify, in turn. PEARL (pre-/post-verify): the draft of the next block runs
-      // while the target verifies this one, so a round costs the longer of the two — when every
-      // draft token is accepted (α^γ). A rejection discards what was drafted in parallel, and
-      // that round is paid in turn, as in SD.
-      const double all_accepted = std::pow(q.acceptance, g);
-      const double round = q.mode == Mode::SD ? drafting + verify
-                                              : all_accepted * std::max(drafting, verify) +
-                                                    (1 - all_accepted) * (drafting + verify);
-      const double tok_s = E / round;
-      if (tok_s > best) {
-        best = tok_s;
-        b.draft = drafting;
-        b.pearl_hidden = q.mode == Mode::PEARL ? all_accepted * std::min(drafting, verify) : 0;
-        b.tokens_per_block = E;
-        b.gamma = g;
-        p.step = b;
-      }
+    // PEARL's draft token with the draft ranks' node to themselves (the target idle or elsewhere).
+    double draft_tok_alone = draft_tok;
+    if (q.mode == Mode::PEARL && q.draft_fraction > 0) {
+      draft_tok_alone = draft_bytes / l.draft_tp / gemv_rate(c, m.type, shared_bw(c, max_per_node(c, draft_ranks(l))));
+      draft_tok_alone += 2.0 * q.draft_layers * allreduce_s(link_between(c, draft_ranks(l)), l.draft_tp, m.dim * 4.0);
+      draft_tok_alone += c.step_overhead_s;
     }
-    p.decode_tok_s = best;
+    // The draft length the engine picks (decode/draft_length.cpp), from the model's own step times:
+    // SD maximises E(α,γ) / (γ·t + T(γ+1)); PEARL E(α,γ−1) / max(T(γ), γ·t) (steady post-verify).
+    const double a_eng = std::clamp(q.acceptance, 0.01, 0.99);
+    auto engine_rate = [&](int g) {
+      if (q.mode == Mode::SD) return expected_tokens(a_eng, g) / (g * draft_tok + target_step(x, g + 1, 0, nullptr));
+      return expected_tokens(a_eng, g - 1) / std::max(target_step(x, g, draft_on_target_node, nullptr), g * draft_tok);
+    };
+    int g_pick = q.gamma;
+    if (g_pick <= 0) {
+      double best_rate = 0;
+      for (int g = 1; g <= q.gamma_max; ++g)
+        if (const double r = engine_rate(g); r > best_rate) best_rate = r, g_pick = g;
+    }
+    const int g = std::max(1, g_pick);
+    Breakdown b;
+    const double drafting = g * draft_tok;
+    const double alpha = q.acceptance;
+    if (q.mode == Mode::SD) {  // draft, then verify γ drafts in one step of γ+1 rows
+      const double verify = target_step(x, g + 1, 0, &b);
+      b.tokens_per_block = expected_tokens(alpha, g);
+      p.decode_tok_s = b.tokens_per_block / (drafting + verify);
+    } else {
+      // PEARL as decode/engine.cpp runs it: the drafter drafts a block of γ while the target steps.
+      //  V (verify): the target checks the block's other γ−1 tokens (γ rows; the first was
+      //    pre-verified against the previous step's last row) while the drafter drafts the next
+      //    block after them (post-verify). All accepted (α^(γ−1)): the round waits for that block,
+      //    max(T(γ), γ·t), and its first token is pre-verified against this step's last row. A
+      //    rejection ends the round after T(γ). Yield E(α, γ−1): the accepted tokens + one.
+      //  R (after a rejection): the target steps the correction alone (1 row) while the drafter
+      //    drafts γ from it; the block's first token is pre-verified against that row:
+      //    max(T(1), γ·t) for 1 token. R → V with α; V → V with α^γ (all γ−1, then the pre-verify).
+      // While both run they share the node's bandwidth; whichever ends first leaves the other the
+      // node to itself for the rest (`overlap`).
+      auto overlap = [](double a_shared, double a_alone, double b_shared, double b_alone) {
+        if (a_shared > b_shared) std::swap(a_shared, b_shared), std::swap(a_alone, b_alone);
+        return b_shared > 0 ? a_shared + (1.0 - a_shared / b_shared) * b_alone : a_shared;
+      };
+      const double tv_shared = target_step(x, g, draft_on_target_node, &b);
+      const double tv_alone = target_step(x, g, 0, nullptr);
+      const double t1_shared = target_step(x, 1, draft_on_target_node, nullptr);
+      const double t1_alone = target_step(x, 1, 0, nullptr);
+      const double d_alone = g * draft_tok_alone;
+      const double all_v = std::pow(alpha, g - 1);
+      const double cost_v = all_v * overlap(tv_shared, tv_alone, drafting, d_alone) + (1 - all_v) * tv_shared;
+      const double cost_r = overlap(t1_shared, t1_alone, drafting, d_alone);
+      const double e_v = expected_tokens(alpha, g - 1);
+      // Stationary shares of the two rounds: π_V / π_R = α / (1 − α^γ).
+      const double w_r = 1.0 - std::pow(alpha, g), w_v = alpha;
+      p.decode_tok_s = (w_r * 1.0 + w_v * e_v) / (w_r * cost_r + w_v * cost_v);
+      b.tokens_per_block = (w_r + w_v * e_v) / (w_r + w_v);
+      b.pearl_hidden = (w_r * std::min(t1_shared, drafting) + w_v * all_v * std::min(tv_shared, drafting)) / (w_r + w_v);
+    }
+    b.draft = drafting;
+    b.gamma = g;
+    p.step = b;
   }
 
   // Throughput at B sequences (AR): B rows per step, micro-batched over the stages.

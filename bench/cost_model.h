@@ -8,7 +8,8 @@
 // one rank), times T(rows)/T(1) for a step over several rows (the compute profile). Around that:
 // attention (its KV reads, or its calibrated cost per position when that is larger), two
 // allreduces per layer and a step broadcast (TP), stage-to-stage sends (PP), the engine's
-// per-step and per-sequence overhead, and for speculation the expected tokens per block (1-α^(γ+1))/(1-α).
+// per-step and per-sequence overhead, and for speculation the expected tokens per block (1-α^(γ+1))/(1-α)
+// (SD), or PEARL's two kinds of round as the engine runs them (predict() has the chain).
 #pragma once
 #include <map>
 #include <optional>
@@ -98,9 +99,9 @@ struct Query {
 struct Breakdown {  // seconds per target step of one sequence (AR: per token)
   double weights = 0, attention = 0, allreduce = 0, p2p = 0, overhead = 0;
   double bubble_fraction = 0;  // share of rank-time idle in single-sequence pipelining
-  double draft = 0;            // draft time per block (SD: in turn; PEARL: overlapped when all accepted)
-  double pearl_hidden = 0;     // draft time PEARL hides behind verification, per block (expected)
-  double tokens_per_block = 1; // expected accepted + bonus tokens
+  double draft = 0;            // draft time per block (SD: in turn; PEARL: beside the target's step)
+  double pearl_hidden = 0;     // PEARL: draft time hidden behind the target's step, per round (expected)
+  double tokens_per_block = 1; // expected tokens per block (SD) or per round (PEARL: both kinds of round)
   int gamma = 0;
 };
 

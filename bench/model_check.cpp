@@ -46,8 +46,8 @@ std::string error_reason(const CheckRow& r) {
       why.push_back(fmt::format("draft length: predicted at γ = {} against the engine's mean {:.1f}", b.gamma,
                                 r.gamma_measured));
     if (r.mode == "pearl" && err > 0)
-      why.push_back("PEARL's overlap: the model assumes the draft of the next block runs fully in parallel with "
-                    "verification whenever every token is accepted");
+      why.push_back("PEARL's overlap: the model lets every round's drafting run beside the target's step, sharing "
+                    "the node's bandwidth only while both stream");
   }
   if (r.weight_gbs_measured > 0 && r.weight_gbs_predicted > 0 &&
       std::abs(r.weight_gbs_measured - r.weight_gbs_predicted) / r.weight_gbs_predicted > 0.1)

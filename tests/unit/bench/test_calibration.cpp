@@ -153,6 +153,15 @@ TEST(Calibration, NewConstantsRoundTripAndReachTheCluster) {
   auto rg = profile_from_json(to_json(r), "r");
   ASSERT_TRUE(rg.ok());
   EXPECT_DOUBLE_EQ(cluster_from_profile(*rg, 2, "t").node_read_GBps, 33.0);
+  // The samples behind the medians (model-check's probes between repetitions) round-trip.
+  r.ranks_gemv_samples = {30, 33, 36};
+  r.ranks_read_samples = {40, 44};
+  r.layer_gemv_samples["q8_0"] = {18, 20, 21};
+  auto rs = profile_from_json(to_json(r), "r");
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  EXPECT_EQ(rs->ranks_gemv_samples, r.ranks_gemv_samples);
+  EXPECT_EQ(rs->ranks_read_samples, r.ranks_read_samples);
+  EXPECT_EQ(rs->layer_gemv_samples.at("q8_0"), r.layer_gemv_samples.at("q8_0"));
 }
 
 }  // namespace

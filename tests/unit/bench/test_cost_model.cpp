@@ -154,28 +154,56 @@ TEST(CostModel, PearlWithFreeDraftIsTheClosedForm) {
   q.gamma = 4;
   auto p = predict(m, c, q);
   ASSERT_TRUE(p.ok()) << p.error().message;
-  // Flat compute profile: verifying γ+1 rows costs one AR step, so speed-up = E(α, γ).
-  EXPECT_NEAR(p->decode_tok_s / pa->decode_tok_s, (1 - std::pow(0.8, 5)) / 0.2, 1e-9);
+  // The engine's two rounds (after a rejection: the correction alone, 1 token; verify: the γ−1
+  // tokens after the pre-verified first, E(α, γ−1) tokens), R → V with α, V → V with α^γ. With a
+  // free draft and a flat profile every round is one AR step: speed-up = (1−α^γ) / ((1−α)(1+α−α^γ)).
+  const double a4 = std::pow(0.8, 4);
+  EXPECT_NEAR(p->decode_tok_s / pa->decode_tok_s, (1 - a4) / (0.2 * (1 + 0.8 - a4)), 1e-9);
   EXPECT_EQ(p->step.gamma, 4);
 
-  // With a compute profile, the verify step costs T(5)/T(1) and the speed-up divides by it.
+  // With a compute profile, the verify round costs T(4)/T(1) = 1.5, the round after a rejection T(1).
   ClusterSpec c2 = c;
   c2.compute["f16"] = {{1, 1.0}, {2, 1.2}, {4, 1.5}, {8, 2.5}};
   auto p2 = predict(m, c2, q);
   ASSERT_TRUE(p2.ok());
   const double f5 = 1.5 + (std::log2(5.0) - 2) * (2.5 - 1.5);
   EXPECT_NEAR(compute_factor(c2, WeightType::F16, 5), f5, 1e-12);
-  EXPECT_NEAR(p2->decode_tok_s / pa->decode_tok_s, (1 - std::pow(0.8, 5)) / 0.2 / f5, 1e-9);
+  const double ev = (1 - a4) / 0.2;  // E(α, γ−1)
+  EXPECT_NEAR(p2->decode_tok_s / pa->decode_tok_s, ((1 - a4) + 0.8 * ev) / ((1 - a4) * 1.0 + 0.8 * 1.5), 1e-9);
 
-  // A costly draft: PEARL overlaps it only in rounds where all γ tokens are accepted (α^γ).
+  // A costly draft (γ·t = 0.8 of an AR step t, on its own rank with its own bandwidth): V waits
+  // for the next block only when all γ−1 are accepted, R waits for the whole block.
   Query pc = q;
   pc.draft_fraction = 0.2;
   auto pp = predict(m, c, pc);
   ASSERT_TRUE(pp.ok());
   {
-    const double t = 1.0 / pa->decode_tok_s, d = 4 * 0.2 * t, a = std::pow(0.8, 4);
-    EXPECT_NEAR(pp->decode_tok_s, ((1 - std::pow(0.8, 5)) / 0.2) / (a * std::max(d, t) + (1 - a) * (d + t)), 1e-6);
-    EXPECT_NEAR(pp->step.pearl_hidden, a * std::min(d, t), 1e-12);
+    const double t = 1.0 / pa->decode_tok_s, d = 4 * 0.2 * t, all = std::pow(0.8, 3);
+    const double cost_v = all * std::max(d, t) + (1 - all) * t, cost_r = std::max(t, d);
+    EXPECT_NEAR(pp->decode_tok_s, ((1 - a4) + 0.8 * ev) / ((1 - a4) * cost_r + 0.8 * cost_v), 1e-6);
+    EXPECT_NEAR(pp->step.pearl_hidden, ((1 - a4) * d + 0.8 * all * d) / (1 - a4 + 0.8), 1e-12);
+  }
+  {  // A draft slower than the target: every round waits for it.
+    Query slow = q;
+    slow.draft_fraction = 0.5;  // γ·t = 2 AR steps
+    auto ps = predict(m, c, slow);
+    ASSERT_TRUE(ps.ok());
+    const double t = 1.0 / pa->decode_tok_s, d = 4 * 0.5 * t, all = std::pow(0.8, 3);
+    const double cost_v = all * d + (1 - all) * t;
+    EXPECT_NEAR(ps->decode_tok_s, ((1 - a4) + 0.8 * ev) / ((1 - a4) * d + 0.8 * cost_v), 1e-6);
+  }
+  {  // Draft and target on one node of one rank's bandwidth: they share it while both stream.
+    ClusterSpec shared = c;
+    shared.node_read_GBps = shared.rank_read_GBps;  // the two ranks together get what one gets alone
+    Query sq = q;
+    sq.draft_fraction = 0.1;  // γ·t = 0.4 AR steps alone, 0.8 shared
+    auto ps = predict(m, shared, sq);
+    ASSERT_TRUE(ps.ok());
+    const double t = 1.0 / pa->decode_tok_s, d = 4 * 0.1 * t, all = std::pow(0.8, 3);
+    // Both at half speed until the draft ends at 2d; the target's remaining (1 − 2d/2t) at full speed.
+    const double both = 2 * d + (1 - d / t) * t;
+    const double cost_v = all * both + (1 - all) * 2 * t;
+    EXPECT_NEAR(ps->decode_tok_s, ((1 - a4) + 0.8 * ev) / ((1 - a4) * both + 0.8 * cost_v), 1e-6);
   }
 
   // SD pays for the draft in turn: E / (γ·t_draft + t_verify) with t_draft = fraction × AR step.
