@@ -6,14 +6,9 @@ One panel per weight type: decode tok/s per configuration (one sequence: tokens/
 seqs": all sequences together), each bar labelled with its speed-up over one rank (pp1 for the
 pipeline rows) and, where the row has it, its share of the read bandwidth (% of roofline).
 """
-import json
 import sys
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on build machines
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_common import load_args, plt, save
 
 
 def color(cfg: str) -> str:
@@ -27,12 +22,10 @@ def color(cfg: str) -> str:
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print(__doc__)
+    args = load_args(__doc__)
+    if args is None:
         return 2
-    src = Path(sys.argv[1])
-    stem = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_suffix("")
-    doc = json.loads(src.read_text())
+    doc, stem = args
     rows = [r for r in doc["results"] if r.get("decode_tok_s")]
     types = sorted({r.get("weight_type", "?") for r in rows})
     n = max(len([r for r in rows if r.get("weight_type", "?") == t]) for t in types)
@@ -61,10 +54,7 @@ def main() -> int:
     fig.suptitle(f"tandem bench scaling (measured): {m.get('cpu', '?')}, {m.get('cores', '?')} cores; read BW "
                  f"{doc.get('mem_bw_gb_s_1thread', 0):.1f} GB/s 1 thread, {doc.get('mem_bw_gb_s_2threads', 0):.1f} "
                  f"GB/s 2", fontsize=8)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=110)
-        print(f"wrote {stem}.{ext}")
+    save(fig, stem)
     return 0
 
 

@@ -6,23 +6,16 @@ Left: speed-up over AR on the same layout's AR row (target on rank 0) against th
 speculative row measured, one line per configuration across the residual scales. Right: the
 draft length γ the engine used.
 """
-import json
 import sys
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on build machines
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_common import load_args, plt, save
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print(__doc__)
+    args = load_args(__doc__)
+    if args is None:
         return 2
-    src = Path(sys.argv[1])
-    stem = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_suffix("")
-    doc = json.loads(src.read_text())
+    doc, stem = args
     rows = [r for r in doc["results"] if r.get("speedup_vs_ar") and "residual_scale" in r]
     configs = []
     for r in rows:
@@ -50,10 +43,7 @@ def main() -> int:
     types = sorted({r.get("weight_type", "?") for r in rows})
     fig.suptitle(f"tandem bench spec (measured), {', '.join(types)}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores",
                  fontsize=8)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=110)
-        print(f"wrote {stem}.{ext}")
+    save(fig, stem)
     return 0
 
 

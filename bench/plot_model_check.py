@@ -9,22 +9,10 @@ Writes, each as PNG and SVG (OUT_STEM defaults to the JSON's path without .json)
   OUT_STEM-speedup.*  speed-up over AR vs the measured acceptance per mode (SD, PEARL), measured
                       and predicted.
 """
-import json
 import sys
-from pathlib import Path
 
-import matplotlib
+from plot_common import load_args, plt, save
 
-matplotlib.use("Agg")  # no display on build machines
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def save(fig, stem):
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=110)
-        print(f"wrote {stem}.{ext}")
-    plt.close(fig)
 
 
 def subtitle(doc):
@@ -110,12 +98,10 @@ def speedup(doc, rows, stem):
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print(__doc__)
+    args = load_args(__doc__)
+    if args is None:
         return 2
-    src = Path(sys.argv[1])
-    stem = sys.argv[2] if len(sys.argv) > 2 else str(src.with_suffix(""))
-    doc = json.loads(src.read_text())
+    doc, stem = args
     rows = doc["results"]
     if not rows:
         print("no results to chart")

@@ -5,21 +5,16 @@ Usage: /usr/bin/python3 bench/plot_profile.py PROFILE.json [OUT_STEM]   -> OUT_S
 (OUT_STEM defaults to PROFILE-compute, next to the profile)
 The dotted line is T(rows)/T(1) = 1 (a step over many rows as cheap as one: purely bandwidth-bound);
 the dashed one is rows (no reuse of a weight across rows: purely compute-bound)."""
-import json
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_common import load_args, plt, save
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print(__doc__)
+    args = load_args(__doc__, "-compute")
+    if args is None:
         return 2
-    p = json.load(open(sys.argv[1]))
-    stem = sys.argv[2] if len(sys.argv) > 2 else sys.argv[1].removesuffix(".json") + "-compute"
+    p, stem = args
     fig, ax = plt.subplots(figsize=(5.5, 4))
     top = 1
     for t, pts in sorted(p["compute"].items()):
@@ -36,10 +31,7 @@ def main() -> int:
     ax.set_title(f"measured: {m.get('cpu', '?')}, {m.get('date', '?')}", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=110)
-        print(f"wrote {stem}.{ext}")
+    save(fig, stem)
     return 0
 
 

@@ -5,23 +5,16 @@ Usage: /usr/bin/python3 bench/plot_scaling.py PROJECTION.json [OUT_STEM]   -> OU
 One panel per model and weight type: predicted decode tok/s of one sequence against nodes, one
 line per speculation mode and network, each point the best layout on up to that many nodes.
 """
-import json
 import sys
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on build machines
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_common import load_args, plt, save
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print(__doc__)
+    args = load_args(__doc__)
+    if args is None:
         return 2
-    src = Path(sys.argv[1])
-    stem = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_suffix("")
-    doc = json.loads(src.read_text())
+    doc, stem = args
     rows = [r for r in doc["results"] if r.get("feasible")]
     panels = sorted({(r["model"], r["weight_type"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
@@ -46,10 +39,7 @@ def main() -> int:
     fig.suptitle(f"PREDICTED strong scaling (cost model): nodes of {node.get('cores')} cores, "
                  f"{node.get('read_gbs')} GB/s; acceptance {doc.get('acceptance')}, draft {doc.get('draft_fraction')} "
                  f"of the target", fontsize=9)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{stem}.{ext}", dpi=110)
-        print(f"wrote {stem}.{ext}")
+    save(fig, stem)
     return 0
 
 

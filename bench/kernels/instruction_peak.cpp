@@ -20,24 +20,28 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // 8 independent accumulator chains per iteration: more than latency × issue width on current cores.
 #define TANDEM_8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+// Times kIters runs of the asm statement ASM and returns GMAC/s for MACS multiply-adds per run.
+// A macro, not a function taking a lambda: the lambda would not carry the target attribute, and
+// the vector operands of the asm must live in registers of the probe's own instruction set.
+#define TANDEM_TIME_GMACS(MACS, ASM)                                      \
+  do {                                                                   \
+    const auto t0 = std::chrono::steady_clock::now();                    \
+    for (long i = 0; i < kIters; ++i) ASM;                               \
+    return (MACS) * static_cast<double>(kIters) / seconds_since(t0) / 1e9; \
+  } while (0)
+// The operand lists of the eight accumulators, for the register class C ("v" or "x").
+#define TANDEM_ACC8(C)                                                                                      \
+  [c0] "+" C(c0), [c1] "+" C(c1), [c2] "+" C(c2), [c3] "+" C(c3), [c4] "+" C(c4), [c5] "+" C(c5), [c6] "+" C(c6), \
+      [c7] "+" C(c7)
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) double vnni_gmacs() {
   __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
 #define DECL(i) __m512i c##i = _mm512_setzero_si512();
   TANDEM_8(DECL)
 #undef DECL
-  const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < kIters; ++i) {
-    asm volatile(
 #define INS(i) "vpdpbusd %[b], %[a], %[c" #i "]\n\t"
-        TANDEM_8(INS)
+  TANDEM_TIME_GMACS(64.0 * 8, asm volatile(TANDEM_8(INS) : TANDEM_ACC8("v") : [a] "v"(a), [b] "v"(b)));
 #undef INS
-        : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4), [c5] "+v"(c5), [c6] "+v"(c6),
-          [c7] "+v"(c7)
-        : [a] "v"(a), [b] "v"(b));
-  }
-  const double s = seconds_since(t0);
-  return 64.0 * 8 * kIters / s / 1e9;
 }
 
 __attribute__((target("avx2,fma"))) double avx2_int8_gmacs() {
@@ -46,29 +50,17 @@ __attribute__((target("avx2,fma"))) double avx2_int8_gmacs() {
   TANDEM_8(DECL)
 #undef DECL
   __m256i t0r, t1r, t2r, t3r;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < kIters; ++i) {
-    // The kernels' exact int8 dot: u8×s8 pairs to int16 (vpmaddubsw), pairs to int32 (vpmaddwd
-    // with ones), accumulate (vpaddd): 32 multiply-adds per sequence.
-    asm volatile(
-#define INS(i)                                        \
-  "vpmaddubsw %[b], %[a], %[t" #i "]\n\t"             \
-  "vpmaddwd %[ones], %[t" #i "], %[t" #i "]\n\t"      \
-  "vpaddd %[t" #i "], %[c" #i "], %[c" #i "]\n\t"
-        INS(0) INS(1) INS(2) INS(3)
-#undef INS
-#define INS(i, t)                                     \
-  "vpmaddubsw %[b], %[a], %[t" #t "]\n\t"             \
-  "vpmaddwd %[ones], %[t" #t "], %[t" #t "]\n\t"      \
+  // The kernels' exact int8 dot: u8×s8 pairs to int16 (vpmaddubsw), pairs to int32 (vpmaddwd
+  // with ones), accumulate (vpaddd): 32 multiply-adds per sequence; chains i and i+4 share a temporary.
+#define INS(i, t)                                \
+  "vpmaddubsw %[b], %[a], %[t" #t "]\n\t"        \
+  "vpmaddwd %[ones], %[t" #t "], %[t" #t "]\n\t" \
   "vpaddd %[t" #t "], %[c" #i "], %[c" #i "]\n\t"
-        INS(4, 0) INS(5, 1) INS(6, 2) INS(7, 3)
+  TANDEM_TIME_GMACS(32.0 * 8, asm volatile(INS(0, 0) INS(1, 1) INS(2, 2) INS(3, 3) INS(4, 0) INS(5, 1) INS(6, 2) INS(7, 3)
+                                           : TANDEM_ACC8("x"), [t0] "=&x"(t0r), [t1] "=&x"(t1r), [t2] "=&x"(t2r),
+                                             [t3] "=&x"(t3r)
+                                           : [a] "x"(a), [b] "x"(b), [ones] "x"(ones)));
 #undef INS
-        : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5), [c6] "+x"(c6),
-          [c7] "+x"(c7), [t0] "=&x"(t0r), [t1] "=&x"(t1r), [t2] "=&x"(t2r), [t3] "=&x"(t3r)
-        : [a] "x"(a), [b] "x"(b), [ones] "x"(ones));
-  }
-  const double s = seconds_since(t0);
-  return 32.0 * 8 * kIters / s / 1e9;
 }
 
 __attribute__((target("avx512f"))) double avx512_fma_gmacs() {
@@ -76,18 +68,9 @@ __attribute__((target("avx512f"))) double avx512_fma_gmacs() {
 #define DECL(i) __m512 c##i = _mm512_setzero_ps();
   TANDEM_8(DECL)
 #undef DECL
-  const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < kIters; ++i) {
-    asm volatile(
 #define INS(i) "vfmadd231ps %[b], %[a], %[c" #i "]\n\t"
-        TANDEM_8(INS)
+  TANDEM_TIME_GMACS(16.0 * 8, asm volatile(TANDEM_8(INS) : TANDEM_ACC8("v") : [a] "v"(a), [b] "v"(b)));
 #undef INS
-        : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4), [c5] "+v"(c5), [c6] "+v"(c6),
-          [c7] "+v"(c7)
-        : [a] "v"(a), [b] "v"(b));
-  }
-  const double s = seconds_since(t0);
-  return 16.0 * 8 * kIters / s / 1e9;
 }
 
 __attribute__((target("avx2,fma"))) double avx2_fma_gmacs() {
@@ -95,21 +78,14 @@ __attribute__((target("avx2,fma"))) double avx2_fma_gmacs() {
 #define DECL(i) __m256 c##i = _mm256_setzero_ps();
   TANDEM_8(DECL)
 #undef DECL
-  const auto t0 = std::chrono::steady_clock::now();
-  for (long i = 0; i < kIters; ++i) {
-    asm volatile(
 #define INS(i) "vfmadd231ps %[b], %[a], %[c" #i "]\n\t"
-        TANDEM_8(INS)
+  TANDEM_TIME_GMACS(8.0 * 8, asm volatile(TANDEM_8(INS) : TANDEM_ACC8("x") : [a] "x"(a), [b] "x"(b)));
 #undef INS
-        : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5), [c6] "+x"(c6),
-          [c7] "+x"(c7)
-        : [a] "x"(a), [b] "x"(b));
-  }
-  const double s = seconds_since(t0);
-  return 8.0 * 8 * kIters / s / 1e9;
 }
 
 #undef TANDEM_8
+#undef TANDEM_TIME_GMACS
+#undef TANDEM_ACC8
 
 // A peak is what the core can do: interference from other work only slows a probe, so the best
 // of a few runs is the estimate.
