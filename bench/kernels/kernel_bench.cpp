@@ -409,37 +409,32 @@ void gemm_rates(const std::string& type_filter, int rounds, int threads) {
   }
 }
 
+// The value of `--NAME=N` among the arguments, else `fallback`.
+int int_option(int argc, char** argv, const std::string& name, int fallback) {
+  const std::string prefix = "--" + name + "=";
+  for (int j = 1; j < argc; ++j)
+    if (std::string(argv[j]).rfind(prefix, 0) == 0) return std::atoi(argv[j] + prefix.size());
+  return fallback;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --roofline[=TYPE] [--rounds=N]: the interleaved table only (no Google Benchmark run).
+  // --rows-curve / --gemm / --roofline[=TYPE]: that interleaved table only (no Google Benchmark run).
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    auto type_of = [&](const std::string& mode) { return a.size() > mode.size() + 1 ? a.substr(mode.size() + 1) : ""; };
+    const int threads = int_option(argc, argv, "threads", 1) == 2 ? 2 : 1;
     if (a.rfind("--rows-curve", 0) == 0) {
-      int rounds = 5, threads = 1;
-      for (int j = 1; j < argc; ++j) {
-        const std::string b = argv[j];
-        if (b.rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(b.c_str() + 9));
-        if (b.rfind("--threads=", 0) == 0) threads = std::atoi(b.c_str() + 10) == 2 ? 2 : 1;
-      }
-      rows_curve(a.size() > 13 ? a.substr(13) : "", rounds, threads);
+      rows_curve(type_of("--rows-curve"), std::max(1, int_option(argc, argv, "rounds", 5)), threads);
       return 0;
     }
     if (a.rfind("--gemm", 0) == 0) {
-      int rounds = 3, threads = 1;
-      for (int j = 1; j < argc; ++j) {
-        const std::string b = argv[j];
-        if (b.rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(b.c_str() + 9));
-        if (b.rfind("--threads=", 0) == 0) threads = std::atoi(b.c_str() + 10) == 2 ? 2 : 1;
-      }
-      gemm_rates(a.size() > 7 ? a.substr(7) : "", rounds, threads);
+      gemm_rates(type_of("--gemm"), std::max(1, int_option(argc, argv, "rounds", 3)), threads);
       return 0;
     }
     if (a.rfind("--roofline", 0) == 0) {
-      int rounds = 7;
-      for (int j = 1; j < argc; ++j)
-        if (std::string(argv[j]).rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(argv[j] + 9));
-      roofline(a.size() > 11 ? a.substr(11) : "", rounds);
+      roofline(type_of("--roofline"), std::max(1, int_option(argc, argv, "rounds", 7)));
       return 0;
     }
   }
